@@ -1,0 +1,99 @@
+package policy
+
+import (
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/mptcpd-go/mptcpd-go/genl"
+)
+
+// Describe writes a summary of c for people, as `mptcpd-go policy check`
+// shows it: the files in force, the main settings, and each interface file's
+// match and endpoint settings in the order they apply.
+func (c *Config) Describe(w io.Writer) error {
+	var b strings.Builder
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(&b, "  %-17s %s\n", label, fmt.Sprintf(format, args...))
+	}
+
+	if c.Embedded {
+		fmt.Fprintf(&b, "Main file: %s does not exist; using the built-in defaults\n", c.Path)
+	} else {
+		fmt.Fprintf(&b, "Main file: %s\n", c.Path)
+	}
+	line("mode", "%s", c.Mode)
+	limits := fmt.Sprintf("subflows %s, add_addr_accepted %s", c.Subflows, c.AddAddrAccepted)
+	if c.Subflows.Auto || c.AddAddrAccepted.Auto {
+		limits += fmt.Sprintf(" (auto: derived from the endpoints, at most %d)", genl.MaxLimit)
+	}
+	line("limits", "%s", limits)
+	line("control socket", "%s", c.ControlSocket)
+	line("state file", "%s", c.StateFile)
+	line("log", "level %s, format %s", c.LogLevel, c.LogFormat)
+	switch c.OnStop {
+	case StopKeep:
+		line("on stop", "keep the endpoints mptcpd-go added")
+	default:
+		line("on stop", "remove the endpoints mptcpd-go added")
+	}
+
+	ondisk := 0
+	for _, p := range c.Interfaces {
+		if !strings.HasPrefix(p.File, EmbeddedPrefix) {
+			ondisk++
+		}
+	}
+	switch {
+	case ondisk > 0:
+		fmt.Fprintf(&b, "Interface files in %s (the first that matches applies):\n", c.PolicyDir)
+	case c.PolicyDirMissing && len(c.Interfaces) > 0:
+		fmt.Fprintf(&b, "Interface files: %s does not exist; using the built-in interface policy:\n", c.PolicyDir)
+	case len(c.Interfaces) > 0:
+		fmt.Fprintf(&b, "Interface files: none in %s; using the built-in interface policy:\n", c.PolicyDir)
+	case c.PolicyDirMissing:
+		fmt.Fprintf(&b, "Interface files: %s does not exist, so no interface gets endpoints\n", c.PolicyDir)
+	default:
+		fmt.Fprintf(&b, "Interface files: none in %s, so no interface gets endpoints\n", c.PolicyDir)
+	}
+	for _, p := range c.Interfaces {
+		p.describe(&b)
+	}
+	if len(c.Interfaces) > 0 {
+		b.WriteString("Interfaces no file matches, and loopback interfaces, get no endpoints.\n")
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// describe writes one interface file's part of Describe.
+func (p *Interface) describe(b *strings.Builder) {
+	line := func(label, format string, args ...any) {
+		fmt.Fprintf(b, "    %-15s %s\n", label, fmt.Sprintf(format, args...))
+	}
+	fmt.Fprintf(b, "  %s\n", p.File)
+	match := "name " + strings.Join(p.Names, " or ")
+	if len(p.Kinds) > 0 {
+		match += ", kind " + strings.Join(p.Kinds, " or ")
+	}
+	line("match", "%s", match)
+	if p.Ignore {
+		line("ignore", "these interfaces get no endpoints")
+		return
+	}
+	endpoint := "flags " + p.Flags.String()
+	if p.Port != 0 {
+		endpoint += fmt.Sprintf(", port %d", p.Port)
+	}
+	line("endpoints", "%s, priority %d", endpoint, p.Priority)
+	families := "ipv4 and ipv6"
+	if len(p.Families) == 1 {
+		families = string(p.Families[0]) + " only"
+	}
+	if p.AlsoWithoutDefaultRoute {
+		line("addresses", "%s, also without a default route", families)
+	} else {
+		line("addresses", "%s, while the interface has a default route for the family", families)
+	}
+	line("skip", "%s", p.Skip)
+}

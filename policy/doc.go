@@ -1,0 +1,55 @@
+// Package policy parses and validates mptcpd-go's policy files and answers,
+// as pure functions, which policy applies to an interface or an address.
+//
+// It is the "policy" half of the daemon, kept apart from the mechanism:
+// data flows one way, policy → desired state → diff → genl calls, and this
+// package imports nothing of the daemon. It never touches the kernel.
+//
+// # Files
+//
+// The main file, DefaultPath unless --config says otherwise:
+//
+//	mode = "kernel"                 # or "userspace", "auto"
+//	policy_dir = "interfaces.d"     # relative to this file's directory
+//	control_socket = "/run/mptcpd-go/control.sock"
+//	state_file = "/run/mptcpd-go/state.json"   # default: next to the socket
+//	log_level = "info"              # debug, info, warn, error
+//	log_format = "console"          # console, json
+//	on_stop = "remove"              # or "keep": owned endpoints on stop
+//	[limits]
+//	subflows = 4                    # 0..8, or "auto" (the default)
+//	add_addr_accepted = "auto"
+//
+// Interface files, policy_dir/*.toml, are read in lexical order and the
+// first whose [match] fits an interface applies to it (systemd-networkd's
+// convention):
+//
+//	[match]
+//	name = ["wlan*", "eth1"]        # shell globs (path.Match), required
+//	kind = ["device", "veth"]       # link kinds; any if absent
+//	family = "ipv4"                 # or "ipv6", or both in a list (default)
+//	[endpoint]
+//	flags = ["subflow", "backup"]   # signal, subflow, backup, fullmesh, laminar
+//	port = 8080                     # only with signal
+//	also_without_default_route = false
+//	skip = ["link-local", "ula", "temporary", "deprecated", "tentative"]
+//	priority = 0                    # higher wins the kernel's 8 endpoints
+//
+// A file with ignore = true at the top and no [endpoint] gives the
+// interfaces it matches no endpoints. Wherever a list is expected, a single
+// string is taken as a list of one.
+//
+// Parsing is strict: unknown keys, wrong types and values the kernel would
+// refuse are errors, each with file:line:col and a plain message that says
+// what to do, and all of them are reported at once (see Errors).
+//
+// # Defaults
+//
+// When Load is given no path and DefaultPath does not exist, a built-in
+// main file applies (all defaults, limits "auto"), and if policy_dir holds
+// no interface files either, a built-in interface file gives every
+// non-loopback interface with a default route "subflow" endpoints for its
+// global addresses. Both are TOML files embedded in the package and parsed
+// by the same code. A main file that exists, or an explicit path, turns the
+// built-in defaults off: then no interface files means no endpoints.
+package policy
