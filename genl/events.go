@@ -260,7 +260,7 @@ func (c Connection) fields(t EventType) EventFields {
 	if c.ServerSide && c.Attrs.Has(AttrServerSide) {
 		f.ServerSide = 1
 	}
-	f.Family = familyOf(c.Local.Addr(), c.Remote.Addr())
+	f.Family = familyOf(c.Attrs, c.Local.Addr(), c.Remote.Addr())
 	return f
 }
 
@@ -270,7 +270,7 @@ func (s Subflow) fields(t EventType) EventFields {
 	if s.Backup {
 		f.Backup = 1
 	}
-	f.Family = familyOf(s.Local.Addr(), s.Remote.Addr())
+	f.Family = familyOf(s.Attrs, s.Local.Addr(), s.Remote.Addr())
 	return f
 }
 
@@ -288,7 +288,7 @@ func (e *Closed) Fields() EventFields {
 // Fields implements Event.
 func (e *Announced) Fields() EventFields {
 	return EventFields{Type: EventAnnounced, Token: e.Token, RemoteID: e.RemoteID, Remote: e.Remote,
-		Timeout: e.Timeout, Family: familyOf(e.Remote.Addr()), Present: e.Attrs}
+		Timeout: e.Timeout, Family: familyOf(e.Attrs, e.Remote.Addr()), Present: e.Attrs}
 }
 
 // Fields implements Event.
@@ -307,20 +307,24 @@ func (e *SubflowPriority) Fields() EventFields { return e.fields(EventSubPriorit
 
 // Fields implements Event.
 func (e *ListenerCreated) Fields() EventFields {
-	return EventFields{Type: EventListenerCreated, Local: e.Local, Family: familyOf(e.Local.Addr()), Present: e.Attrs}
+	return EventFields{Type: EventListenerCreated, Local: e.Local, Family: familyOf(e.Attrs, e.Local.Addr()), Present: e.Attrs}
 }
 
 // Fields implements Event.
 func (e *ListenerClosed) Fields() EventFields {
-	return EventFields{Type: EventListenerClosed, Local: e.Local, Family: familyOf(e.Local.Addr()), Present: e.Attrs}
+	return EventFields{Type: EventListenerClosed, Local: e.Local, Family: familyOf(e.Attrs, e.Local.Addr()), Present: e.Attrs}
 }
 
 // Fields implements Event.
 func (e *UnknownEvent) Fields() EventFields { return e.Raw }
 
 // familyOf returns the address family of the first valid address, the way
-// the kernel fills the family attribute.
-func familyOf(addrs ...netip.Addr) uint16 {
+// the kernel fills the family attribute, or 0 when the event had no family
+// attribute (ANNOUNCED never has one).
+func familyOf(present AttrSet, addrs ...netip.Addr) uint16 {
+	if !present.Has(AttrFamily) {
+		return 0
+	}
 	for _, a := range addrs {
 		if a.IsValid() {
 			if a.Is4() {
@@ -357,6 +361,10 @@ func decodeEventFields(t EventType, b []byte) (EventFields, error) {
 	var saddr, daddr netip.Addr
 	var sport, dport uint16
 	for ad.Next() {
+		if ad.Type() > 0xff {
+			// Not an event attribute; as an EventAttr it would alias one.
+			continue
+		}
 		a := EventAttr(ad.Type())
 		switch a {
 		case AttrToken:

@@ -73,7 +73,7 @@ func (s *Subscription) Receive() ([]Event, error) {
 		msgs, nmsgs, err := s.c.Receive()
 		if err != nil {
 			if errors.Is(err, unix.ENOBUFS) {
-				return nil, fmt.Errorf("receive mptcp events: %w", &Error{Op: "receive mptcp events", Kind: ErrEventsLost, Errno: unix.ENOBUFS, Err: err})
+				return nil, &Error{Op: "receive mptcp events", Kind: ErrEventsLost, Errno: unix.ENOBUFS, Err: err}
 			}
 			return nil, fmt.Errorf("receive mptcp events: %w", err)
 		}
