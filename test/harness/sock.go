@@ -58,7 +58,7 @@ func (n *NS) listenMPTCP(addr string) (net.Listener, error) {
 		var err error
 		// Background: Listen does not block, and the listener's lifetime is
 		// bound to the test via t.Cleanup, not to a context.
-		ln, err = lc.Listen(context.Background(), "tcp", tcpAddr.String())
+		ln, err = lc.Listen(context.Background(), tcpNetwork(tcpAddr), tcpAddr.String())
 		return err
 	})
 	if err != nil {
@@ -140,6 +140,16 @@ func requireMPTCPSocket(v any) error {
 // name resolution, which could otherwise send DNS queries from a goroutine
 // outside the namespace. With needPort false a bare IP is accepted too
 // (port 0).
+// tcpNetwork picks "tcp4" for IPv4 literals (including 0.0.0.0) so that
+// the socket is not dual-stack and peers are not reported as
+// IPv4-mapped IPv6 addresses; "tcp" otherwise.
+func tcpNetwork(a *net.TCPAddr) string {
+	if a.IP != nil && a.IP.To4() != nil {
+		return "tcp4"
+	}
+	return "tcp"
+}
+
 func literalTCPAddr(s string, needPort bool) (*net.TCPAddr, error) {
 	host, portStr, err := net.SplitHostPort(s)
 	if err != nil {
