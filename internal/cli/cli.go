@@ -140,6 +140,10 @@ func commands() []command {
 		{"limits", (*session).limits},
 		{"monitor", (*session).monitor},
 		{"pm", (*session).pm},
+		{"daemon", (*session).daemonCmd},
+		{"status", (*session).status},
+		{"reload", (*session).reload},
+		{"policy", (*session).policyCmd},
 	}
 }
 

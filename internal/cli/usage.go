@@ -22,6 +22,10 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
          | pm set ADDRESS [ port NR ] backup|nobackup [ remote ADDRESS rport NR ]
                   token TOKEN
          | pm show token TOKEN [ id ID ]
+         | daemon [ --config PATH ]
+         | status [ -j ] [ --socket PATH | --config PATH ]
+         | reload [ --socket PATH | --config PATH ]
+         | policy check [ --config PATH ]
          | help
 FLAG-LIST := [ FLAG-LIST ] FLAG
 FLAG := [ signal | subflow | laminar | backup | fullmesh ]

@@ -1,0 +1,187 @@
+package daemon
+
+import (
+	"bufio"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net"
+	"os"
+	"path/filepath"
+	"time"
+
+	"go.uber.org/zap"
+	"golang.org/x/sys/unix"
+)
+
+// request is one control-socket request; a connection carries one.
+type request struct {
+	Command string `json:"command"` // "status" or "reload"
+}
+
+// response answers a request.
+type response struct {
+	OK     bool    `json:"ok"`
+	Error  string  `json:"error,omitempty"`
+	Status *Status `json:"status,omitempty"`
+}
+
+// handler serves control requests.
+type handler interface {
+	status() Status
+	reload() error
+}
+
+// controlServer listens on the daemon's unix socket.
+type controlServer struct {
+	ln   *net.UnixListener
+	path string
+	h    handler
+	log  *zap.Logger
+}
+
+// listenControl creates the socket (mode 0660, parent directory 0755),
+// replacing a stale socket file nobody listens on.
+func listenControl(path string, h handler, log *zap.Logger) (*controlServer, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		return nil, fmt.Errorf("create the control socket's directory: %w", err)
+	}
+	if c, err := net.DialTimeout("unix", path, 200*time.Millisecond); err == nil {
+		c.Close()
+		return nil, fmt.Errorf("control socket %s is in use: is another mptcpd-go daemon running? Use another control_socket for a second daemon", path)
+	}
+	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
+		return nil, fmt.Errorf("remove stale control socket: %w", err)
+	}
+	// The umask makes the socket 0660 from the start, so there is no window
+	// in which others could connect.
+	old := unix.Umask(0o117)
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: path, Net: "unix"})
+	unix.Umask(old)
+	if err != nil {
+		return nil, fmt.Errorf("listen on control socket %s: %w", path, err)
+	}
+	ln.SetUnlinkOnClose(true)
+	return &controlServer{ln: ln, path: path, h: h, log: log}, nil
+}
+
+// Run serves until ctx ends.
+func (s *controlServer) Run(ctx context.Context) error {
+	go func() {
+		<-ctx.Done()
+		s.ln.Close()
+	}()
+	for {
+		c, err := s.ln.AcceptUnix()
+		if err != nil {
+			if ctx.Err() != nil {
+				return nil
+			}
+			return fmt.Errorf("accept on control socket: %w", err)
+		}
+		go s.serve(c)
+	}
+}
+
+// serve answers one connection after checking who is on the other end.
+func (s *controlServer) serve(c *net.UnixConn) {
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(5 * time.Second))
+	var req request
+	if err := json.NewDecoder(bufio.NewReader(c)).Decode(&req); err != nil {
+		writeResponse(c, response{Error: "bad request: " + err.Error()})
+		return
+	}
+	if err := s.authorize(c, req.Command); err != nil {
+		s.log.Warn("control request refused", zap.String("command", req.Command), zap.Error(err))
+		writeResponse(c, response{Error: err.Error()})
+		return
+	}
+	switch req.Command {
+	case "status":
+		st := s.h.status()
+		writeResponse(c, response{OK: true, Status: &st})
+	case "reload":
+		if err := s.h.reload(); err != nil {
+			writeResponse(c, response{Error: err.Error()})
+			return
+		}
+		writeResponse(c, response{OK: true})
+	default:
+		writeResponse(c, response{Error: fmt.Sprintf("unknown command %q: want status or reload", req.Command)})
+	}
+}
+
+// authorize checks the peer's credentials: root and the daemon's own user
+// may do anything; members of the socket's group (it is 0660) may read the
+// status.
+func (s *controlServer) authorize(c *net.UnixConn, cmd string) error {
+	raw, err := c.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var cred *unix.Ucred
+	var cerr error
+	if err := raw.Control(func(fd uintptr) {
+		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+	}); err != nil {
+		return err
+	}
+	if cerr != nil {
+		return fmt.Errorf("read peer credentials: %w", cerr)
+	}
+	if cred.Uid == 0 || int(cred.Uid) == os.Geteuid() {
+		return nil
+	}
+	if cmd == "status" {
+		var st unix.Stat_t
+		if err := unix.Stat(s.path, &st); err == nil && st.Gid == cred.Gid {
+			return nil
+		}
+	}
+	return fmt.Errorf("permission denied for uid %d: %s needs root", cred.Uid, cmd)
+}
+
+func writeResponse(c net.Conn, r response) {
+	_ = json.NewEncoder(c).Encode(r)
+}
+
+// QueryStatus asks the daemon listening on socket for its status.
+func QueryStatus(socket string) (Status, error) {
+	r, err := call(socket, "status")
+	if err != nil {
+		return Status{}, err
+	}
+	if r.Status == nil {
+		return Status{}, errors.New("the daemon sent no status")
+	}
+	return *r.Status, nil
+}
+
+// RequestReload asks the daemon to reload its policy; a bad policy is
+// refused and its errors returned, the old one stays in force.
+func RequestReload(socket string) error {
+	_, err := call(socket, "reload")
+	return err
+}
+
+func call(socket, cmd string) (response, error) {
+	c, err := net.DialTimeout("unix", socket, 2*time.Second)
+	if err != nil {
+		return response{}, fmt.Errorf("connect to the daemon at %s: %w (is `mptcpd-go daemon` running? pick its socket with --socket or --config)", socket, err)
+	}
+	defer c.Close()
+	_ = c.SetDeadline(time.Now().Add(10 * time.Second))
+	if err := json.NewEncoder(c).Encode(request{Command: cmd}); err != nil {
+		return response{}, fmt.Errorf("send %s request: %w", cmd, err)
+	}
+	var r response
+	if err := json.NewDecoder(c).Decode(&r); err != nil {
+		return response{}, fmt.Errorf("read %s response: %w", cmd, err)
+	}
+	if !r.OK {
+		return r, fmt.Errorf("%s refused by the daemon: %s", cmd, r.Error)
+	}
+	return r, nil
+}

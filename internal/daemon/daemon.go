@@ -1,0 +1,314 @@
+// Package daemon is `mptcpd-go daemon`: it keeps the kernel's MPTCP
+// endpoints and limits equal to what the policy files say for the links and
+// addresses that exist, serves status on a control socket, reloads the
+// policy on SIGHUP and talks to systemd (sd_notify, watchdog).
+//
+// The pieces come from elsewhere: policy/ parses the files, endpoints/
+// watches links and reconciles, genl/ talks to the kernel. This package
+// wires them together; Decide is the one place where policy meets the
+// system's state.
+package daemon
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"strings"
+	"sync"
+	"syscall"
+	"time"
+
+	sddaemon "github.com/coreos/go-systemd/v22/daemon"
+	"go.uber.org/zap"
+	"go.uber.org/zap/zapcore"
+	"golang.org/x/sync/errgroup"
+	"golang.org/x/sys/unix"
+
+	"github.com/mptcpd-go/mptcpd-go/endpoints"
+	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/policy"
+)
+
+// ErrNoMPTCP is returned when the kernel cannot do MPTCP here.
+var ErrNoMPTCP = errors.New("MPTCP is not available")
+
+// Options configure Run.
+type Options struct {
+	// ConfigPath is the main policy file; "" means policy.DefaultPath, with
+	// the built-in default policy when it does not exist.
+	ConfigPath string
+	// Stderr receives the log when Logger is nil.
+	Stderr io.Writer
+	// Logger, when set, is used instead of one built from the policy's
+	// log_level and log_format.
+	Logger *zap.Logger
+	// Signals makes Run handle SIGHUP (reload) and SIGTERM/SIGINT (stop).
+	Signals bool
+	// ResyncInterval overrides the reconciler's periodic resync (tests).
+	ResyncInterval time.Duration
+}
+
+// mptcpEnabledPath is the per-namespace switch; it exists only with MPTCP.
+const mptcpEnabledPath = "/proc/sys/net/mptcp/enabled"
+
+// CheckKernel says in plain words why MPTCP cannot be managed here, or
+// returns nil.
+func CheckKernel() error {
+	b, err := os.ReadFile(mptcpEnabledPath)
+	if errors.Is(err, os.ErrNotExist) {
+		return fmt.Errorf("%w: this kernel was built without MPTCP (no %s); mptcpd-go's userspace data path (mptcpd-go proxy) gives multipath without kernel support", ErrNoMPTCP, mptcpEnabledPath)
+	}
+	if err != nil {
+		return fmt.Errorf("read %s: %w", mptcpEnabledPath, err)
+	}
+	if strings.TrimSpace(string(b)) == "0" {
+		return fmt.Errorf("%w: MPTCP is disabled in this network namespace (net.mptcp.enabled=0); enable it with: sysctl -w net.mptcp.enabled=1", ErrNoMPTCP)
+	}
+	return nil
+}
+
+// daemon is one running instance.
+type daemon struct {
+	path  string
+	log   *zap.Logger
+	level zap.AtomicLevel
+
+	watcher *endpoints.Watcher
+	rec     *endpoints.Reconciler
+
+	mu        sync.Mutex
+	cfg       *policy.Config
+	reloadErr error
+}
+
+// Run runs the daemon until ctx ends (or SIGTERM/SIGINT with
+// Options.Signals), then removes the endpoints it owns unless the policy
+// says on_stop = "keep".
+func Run(ctx context.Context, opts Options) error {
+	cfg, err := policy.Load(opts.ConfigPath)
+	if err != nil {
+		return fmt.Errorf("load policy: %w", err)
+	}
+	d := &daemon{path: opts.ConfigPath, cfg: cfg}
+	log, level, err := newLogger(cfg, opts)
+	if err != nil {
+		return err
+	}
+	d.log, d.level = log, level
+	defer log.Sync() //nolint:errcheck // nothing useful to do on a failed flush
+
+	switch cfg.Mode {
+	case policy.ModeKernel, policy.ModeAuto:
+	default:
+		return fmt.Errorf("mode %q is not implemented yet: use mode = \"kernel\" (or \"auto\") in %s", cfg.Mode, cfg.Path)
+	}
+	if err := CheckKernel(); err != nil {
+		return err
+	}
+	client, err := genl.Dial(nil)
+	if err != nil {
+		if errors.Is(err, genl.ErrMPTCPUnavailable) {
+			return fmt.Errorf("%w: %w", ErrNoMPTCP, err)
+		}
+		return fmt.Errorf("open the MPTCP path manager: %w", err)
+	}
+	defer client.Close()
+
+	// The control socket first: it briefly changes the umask, which must
+	// not race with other goroutines creating files.
+	ctl, err := listenControl(cfg.ControlSocket, d, log)
+	if err != nil {
+		return err
+	}
+	d.watcher, err = endpoints.NewWatcher(endpoints.WatcherConfig{Logger: log})
+	if err != nil {
+		ctl.ln.Close()
+		return err
+	}
+	defer d.watcher.Close()
+	d.rec, err = endpoints.NewReconciler(endpoints.Config{
+		Kernel:         client,
+		Source:         d.watcher,
+		Desired:        d.desired,
+		StatePath:      cfg.StateFile,
+		ResyncInterval: opts.ResyncInterval,
+		Logger:         log,
+	})
+	if err != nil {
+		ctl.ln.Close()
+		return err
+	}
+
+	ctx, stop := context.WithCancel(ctx)
+	defer stop()
+	if err := d.rec.Reconcile(ctx); err != nil {
+		log.Warn("first reconcile had errors", zap.Error(err))
+	}
+	log.Info("mptcpd-go daemon started", zap.String("config", cfg.Path), zap.Bool("embedded_policy", cfg.Embedded),
+		zap.String("control_socket", cfg.ControlSocket), zap.String("summary", d.rec.Status().Report.Summary))
+	notify(log, sddaemon.SdNotifyReady, "STATUS="+statusLine(d.rec.Status()))
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.Go(func() error { return d.watcher.Run(gctx) })
+	g.Go(func() error { return d.rec.Run(gctx) })
+	g.Go(func() error { return ctl.Run(gctx) })
+	g.Go(func() error { return d.watchdog(gctx) })
+	if opts.Signals {
+		g.Go(func() error { return d.signals(gctx, stop) })
+	}
+	runErr := g.Wait()
+
+	notify(log, sddaemon.SdNotifyStopping)
+	log.Info("stopping")
+	if d.config().OnStop != policy.StopKeep {
+		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		defer cancel()
+		if err := d.rec.Cleanup(cctx); err != nil {
+			log.Error("removing owned endpoints failed", zap.Error(err))
+			runErr = errors.Join(runErr, err)
+		}
+	}
+	return runErr
+}
+
+// desired is the reconciler's view of the policy in force.
+func (d *daemon) desired(s endpoints.Snapshot) ([]endpoints.Want, endpoints.LimitsWant) {
+	_, wants, limits := Decide(d.config(), s)
+	return wants, limits
+}
+
+func (d *daemon) config() *policy.Config {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	return d.cfg
+}
+
+// status implements handler.
+func (d *daemon) status() Status {
+	d.mu.Lock()
+	cfg, rerr := d.cfg, d.reloadErr
+	d.mu.Unlock()
+	st := buildStatus(cfg, d.watcher.Snapshot(), d.rec.Status(), rerr)
+	st.PID = os.Getpid()
+	return st
+}
+
+// reload implements handler: the new policy replaces the old one only when
+// it is valid as a whole.
+func (d *daemon) reload() error {
+	notify(d.log, sddaemon.SdNotifyReloading, fmt.Sprintf("MONOTONIC_USEC=%d", monotonicUsec()))
+	defer notify(d.log, sddaemon.SdNotifyReady)
+	cfg, err := policy.Load(d.path)
+	d.mu.Lock()
+	old := d.cfg
+	if err == nil {
+		d.cfg = cfg
+	}
+	d.reloadErr = err
+	d.mu.Unlock()
+	if err != nil {
+		d.log.Error("reload refused, the previous policy stays in force", zap.Error(err))
+		return fmt.Errorf("reload refused, the previous policy stays in force: %w", err)
+	}
+	if cfg.ControlSocket != old.ControlSocket || cfg.StateFile != old.StateFile || cfg.Mode != old.Mode || cfg.LogFormat != old.LogFormat {
+		d.log.Warn("control_socket, state_file, mode and log_format changes take effect at the next restart")
+	}
+	if lvl, err := zapcore.ParseLevel(cfg.LogLevel); err == nil {
+		d.level.SetLevel(lvl)
+	}
+	d.log.Info("policy reloaded", zap.String("config", cfg.Path), zap.Int("interface_files", len(cfg.Interfaces)))
+	d.rec.Trigger()
+	return nil
+}
+
+// signals turns SIGHUP into reloads and SIGTERM/SIGINT into a stop.
+func (d *daemon) signals(ctx context.Context, stop context.CancelFunc) error {
+	ch := make(chan os.Signal, 4)
+	signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(ch)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case sig := <-ch:
+			if sig == syscall.SIGHUP {
+				_ = d.reload() // logged; the old policy stays
+				continue
+			}
+			d.log.Info("signal received", zap.String("signal", sig.String()))
+			stop()
+			return nil
+		}
+	}
+}
+
+// watchdog pings systemd at half the WatchdogSec interval, and updates the
+// status line, while the reconciler keeps making progress.
+func (d *daemon) watchdog(ctx context.Context) error {
+	every, err := sddaemon.SdWatchdogEnabled(false)
+	if err != nil || every == 0 {
+		<-ctx.Done()
+		return nil
+	}
+	t := time.NewTicker(every / 2)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-t.C:
+			notify(d.log, sddaemon.SdNotifyWatchdog, "STATUS="+statusLine(d.rec.Status()))
+		}
+	}
+}
+
+// notify sends state lines to systemd; it does nothing outside systemd.
+func notify(log *zap.Logger, lines ...string) {
+	if _, err := sddaemon.SdNotify(false, strings.Join(lines, "\n")); err != nil {
+		log.Debug("sd_notify failed", zap.Error(err))
+	}
+}
+
+func statusLine(st endpoints.Status) string {
+	s := fmt.Sprintf("%d endpoints managed", len(st.Owned))
+	if n := len(st.Errors); n > 0 {
+		s += fmt.Sprintf(", %d errors in the last reconcile", n)
+	}
+	return s
+}
+
+// monotonicUsec is CLOCK_MONOTONIC, which systemd wants with RELOADING=1.
+func monotonicUsec() int64 {
+	var ts unix.Timespec
+	_ = unix.ClockGettime(unix.CLOCK_MONOTONIC, &ts)
+	return ts.Nano() / 1000
+}
+
+// newLogger builds the zap logger the policy asks for.
+func newLogger(cfg *policy.Config, opts Options) (*zap.Logger, zap.AtomicLevel, error) {
+	lvl, err := zapcore.ParseLevel(cfg.LogLevel)
+	if err != nil {
+		lvl = zapcore.InfoLevel
+	}
+	level := zap.NewAtomicLevelAt(lvl)
+	if opts.Logger != nil {
+		return opts.Logger, level, nil
+	}
+	w := opts.Stderr
+	if w == nil {
+		w = os.Stderr
+	}
+	ecfg := zap.NewProductionEncoderConfig()
+	ecfg.EncodeTime = zapcore.ISO8601TimeEncoder
+	var enc zapcore.Encoder
+	if cfg.LogFormat == "json" {
+		enc = zapcore.NewJSONEncoder(ecfg)
+	} else {
+		ecfg.EncodeLevel = zapcore.CapitalLevelEncoder
+		enc = zapcore.NewConsoleEncoder(ecfg)
+	}
+	return zap.New(zapcore.NewCore(enc, zapcore.AddSync(w), level)), level, nil
+}
