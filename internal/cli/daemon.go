@@ -76,10 +76,15 @@ func socketFlags(fs *flag.FlagSet) func() (string, error) {
 			return *socket, nil
 		}
 		cfg, err := policy.Load(*config)
-		if err != nil {
-			return "", policyFailure(fmt.Errorf("find the control socket: %w", err))
+		if err == nil {
+			return cfg.ControlSocket, nil
 		}
-		return cfg.ControlSocket, nil
+		if *config == "" {
+			// A broken policy is when status matters most (it shows the
+			// refused reload): try the default socket.
+			return policy.DefaultControlSocket, nil
+		}
+		return "", policyFailure(fmt.Errorf("find the control socket (or give it with --socket): %w", err))
 	}
 }
 

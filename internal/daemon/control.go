@@ -9,7 +9,9 @@ import (
 	"net"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
+	"unsafe"
 
 	"go.uber.org/zap"
 	"golang.org/x/sys/unix"
@@ -122,9 +124,13 @@ func (s *controlServer) authorize(c *net.UnixConn, cmd string) error {
 		return err
 	}
 	var cred *unix.Ucred
+	var groups []uint32
 	var cerr error
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
+		if cerr == nil {
+			groups, cerr = peerGroups(int(fd))
+		}
 	}); err != nil {
 		return err
 	}
@@ -136,11 +142,32 @@ func (s *controlServer) authorize(c *net.UnixConn, cmd string) error {
 	}
 	if cmd == "status" {
 		var st unix.Stat_t
-		if err := unix.Stat(s.path, &st); err == nil && st.Gid == cred.Gid {
+		if err := unix.Stat(s.path, &st); err == nil && (st.Gid == cred.Gid || slices.Contains(groups, st.Gid)) {
 			return nil
 		}
 	}
 	return fmt.Errorf("permission denied for uid %d: %s needs root", cred.Uid, cmd)
+}
+
+// peerGroups returns the peer's supplementary groups (SO_PEERGROUPS), so
+// that members of the socket's group may read the status even when it is
+// not their primary group.
+func peerGroups(fd int) ([]uint32, error) {
+	buf := make([]uint32, 32)
+	for {
+		n := uint32(len(buf) * 4)
+		_, _, errno := unix.Syscall6(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_PEERGROUPS,
+			uintptr(unsafe.Pointer(&buf[0])), uintptr(unsafe.Pointer(&n)), 0)
+		switch errno {
+		case 0:
+			return buf[:n/4], nil
+		case unix.ERANGE:
+			// n now holds the size needed.
+			buf = make([]uint32, n/4+1)
+		default:
+			return nil, errno
+		}
+	}
 }
 
 func writeResponse(c net.Conn, r response) {
