@@ -451,7 +451,10 @@ func convertAddr(a netlink.Addr) (Addr, bool) {
 	return Addr{
 		Prefix:    netip.PrefixFrom(ip, bits),
 		LinkLocal: ip.IsLinkLocalUnicast(),
-		Temporary: f&unix.IFA_F_TEMPORARY != 0,
+		// IFA_F_TEMPORARY means a privacy address only for IPv6; for IPv4
+		// the same bit is IFA_F_SECONDARY, set on every further address of
+		// a subnet.
+		Temporary: ip.Is6() && f&unix.IFA_F_TEMPORARY != 0,
 		// A preferred lifetime of 0 is deprecated too; ValidLft is 0 only
 		// when the kernel sent no lifetimes at all.
 		Deprecated: f&unix.IFA_F_DEPRECATED != 0 || (a.PreferedLft == 0 && a.ValidLft != 0),
