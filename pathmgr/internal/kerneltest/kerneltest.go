@@ -1,0 +1,267 @@
+// Package kerneltest holds helpers for the integration tests of pathmgr
+// and pathmgr/diag: MPTCP connections between two harness namespaces whose
+// sockets use the userspace path manager, and a log of mptcp_pm events.
+package kerneltest
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net"
+	"net/netip"
+	"os"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/test/harness"
+)
+
+// Timeout bounds every wait for the kernel, so that a broken product fails
+// a test instead of hanging it. It is generous for -race and parallel
+// tests; no test asserts on timing with it.
+const Timeout = 30 * time.Second
+
+// UseUserspacePM makes new MPTCP sockets of ns use the userspace path
+// manager: net.mptcp.path_manager=userspace where the kernel has it
+// (6.15+), else net.mptcp.pm_type=1. Call it before creating sockets.
+func UseUserspacePM(t testing.TB, ns *harness.NS) {
+	t.Helper()
+	// The sysctl files exist in every namespace or in none.
+	if _, err := os.Stat("/proc/sys/net/mptcp/path_manager"); err == nil {
+		ns.Sysctl(t, "net.mptcp.path_manager", "userspace")
+		return
+	}
+	ns.Sysctl(t, "net.mptcp.pm_type", "1")
+}
+
+// DialGenl returns a genl client in ns, closed when the test ends.
+func DialGenl(t testing.TB, ns *harness.NS) *genl.Client {
+	t.Helper()
+	c, err := genl.Dial(&genl.Config{NetNS: ns.Name})
+	if err != nil {
+		t.Fatalf("genl.Dial(NetNS %s): %v", ns.Name, err)
+	}
+	t.Cleanup(func() { _ = c.Close() })
+	return c
+}
+
+// Connect dials ln (at raddr) from laddr inside ns with MPTCP and returns
+// both ends; both are closed when the test ends.
+func Connect(ctx context.Context, t testing.TB, ns *harness.NS, laddr string, ln net.Listener, raddr string) (client, server net.Conn) {
+	t.Helper()
+	type accepted struct {
+		c   net.Conn
+		err error
+	}
+	ch := make(chan accepted, 1)
+	go func() {
+		c, err := ln.Accept()
+		ch <- accepted{c, err}
+	}()
+	client, err := ns.DialMPTCP(ctx, t, laddr, raddr)
+	if err != nil {
+		t.Fatalf("connecting: %v", err)
+	}
+	var a accepted
+	select {
+	case a = <-ch:
+	case <-ctx.Done():
+		t.Fatalf("the server accepted no connection: %v", ctx.Err())
+	}
+	if a.err != nil {
+		t.Fatalf("accepting: %v", a.err)
+	}
+	t.Cleanup(func() { _ = a.c.Close() })
+	deadline := time.Now().Add(Timeout)
+	_ = client.SetDeadline(deadline)
+	_ = a.c.SetDeadline(deadline)
+	return client, a.c
+}
+
+// Exchange sends msg both ways; a connection becomes fully established
+// (and gets its ESTABLISHED event) only once data flowed.
+func Exchange(t testing.TB, client, server net.Conn, msg string) {
+	t.Helper()
+	for _, dir := range []struct {
+		name     string
+		from, to net.Conn
+	}{{"client -> server", client, server}, {"server -> client", server, client}} {
+		if _, err := io.WriteString(dir.from, msg); err != nil {
+			t.Fatalf("%s: writing %q: %v", dir.name, msg, err)
+		}
+		buf := make([]byte, len(msg))
+		if _, err := io.ReadFull(dir.to, buf); err != nil {
+			t.Fatalf("%s: reading %q: %v", dir.name, msg, err)
+		}
+	}
+}
+
+// EventLog collects the mptcp_pm events of one namespace. A goroutine
+// reads the subscription; only the test goroutine calls WaitFor.
+type EventLog struct {
+	label string
+	ch    chan genl.Event
+	errc  chan error
+	seen  []genl.Event
+}
+
+// Subscribe starts collecting the events of ns; the group is joined when
+// it returns.
+func Subscribe(t testing.TB, ns *harness.NS, label string) *EventLog {
+	t.Helper()
+	sub, err := DialGenl(t, ns).Subscribe(nil)
+	if err != nil {
+		t.Fatalf("%s: Subscribe: %v", label, err)
+	}
+	l := &EventLog{label: label, ch: make(chan genl.Event, 1024), errc: make(chan error, 1)}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			ev, err := sub.Next()
+			if err != nil {
+				if !errors.Is(err, net.ErrClosed) {
+					l.errc <- err
+				}
+				return
+			}
+			select {
+			case l.ch <- ev:
+			case <-stop:
+				return
+			}
+		}
+	}()
+	t.Cleanup(func() {
+		close(stop)
+		_ = sub.Close()
+		<-done
+	})
+	return l
+}
+
+// Mark returns a position: WaitFor(mark, ...) looks only at later events.
+func (l *EventLog) Mark() int { return len(l.seen) }
+
+// Seen returns the events seen so far.
+func (l *EventLog) Seen() []genl.Event { return l.seen }
+
+// Drain takes in the events that arrived by now without waiting.
+func (l *EventLog) Drain() {
+	for {
+		select {
+		case ev := <-l.ch:
+			l.seen = append(l.seen, ev)
+		default:
+			return
+		}
+	}
+}
+
+// WaitFor returns the first event at or after from that matches, waiting
+// up to Timeout; it fails the test, listing the events, when none comes.
+func (l *EventLog) WaitFor(t testing.TB, from int, desc string, match func(genl.Event) bool) genl.Event {
+	t.Helper()
+	ev, ok := l.Within(t, from, Timeout, match)
+	if !ok {
+		t.Fatalf("%s: no %s within %v\nevents so far:\n%s", l.label, desc, Timeout, l.Dump())
+	}
+	return ev
+}
+
+// Within is WaitFor that reports a timeout instead of failing.
+func (l *EventLog) Within(t testing.TB, from int, d time.Duration, match func(genl.Event) bool) (genl.Event, bool) {
+	t.Helper()
+	for _, ev := range l.seen[from:] {
+		if match(ev) {
+			return ev, true
+		}
+	}
+	timer := time.NewTimer(d)
+	defer timer.Stop()
+	for {
+		select {
+		case ev := <-l.ch:
+			l.seen = append(l.seen, ev)
+			if match(ev) {
+				return ev, true
+			}
+		case err := <-l.errc:
+			t.Fatalf("%s: receiving events: %v\nevents so far:\n%s", l.label, err, l.Dump())
+		case <-timer.C:
+			return nil, false
+		}
+	}
+}
+
+// Dump renders the events seen, one per line.
+func (l *EventLog) Dump() string {
+	var b strings.Builder
+	for i, ev := range l.seen {
+		fmt.Fprintf(&b, "\t%d: %s\n", i, Describe(ev))
+	}
+	if b.Len() == 0 {
+		return "\t(none)\n"
+	}
+	return b.String()
+}
+
+// Describe renders an event's attributes.
+func Describe(ev genl.Event) string {
+	f := ev.Fields()
+	var b strings.Builder
+	b.WriteString(f.Type.String())
+	p := f.Present
+	if p.Has(genl.AttrToken) {
+		fmt.Fprintf(&b, " token=%08x", f.Token)
+	}
+	if p.Has(genl.AttrLocID) {
+		fmt.Fprintf(&b, " locid=%d", f.LocalID)
+	}
+	if p.Has(genl.AttrRemID) {
+		fmt.Fprintf(&b, " remid=%d", f.RemoteID)
+	}
+	if f.Local.IsValid() {
+		fmt.Fprintf(&b, " local=%s", f.Local)
+	}
+	if f.Remote.IsValid() {
+		fmt.Fprintf(&b, " remote=%s", f.Remote)
+	}
+	if p.Has(genl.AttrBackup) {
+		fmt.Fprintf(&b, " backup=%d", f.Backup)
+	}
+	if p.Has(genl.AttrError) {
+		fmt.Fprintf(&b, " error=%d", f.Error)
+	}
+	if p.Has(genl.AttrFlags) {
+		fmt.Fprintf(&b, " flags=%#x", uint16(f.Flags))
+	}
+	if p.Has(genl.AttrIfIdx) {
+		fmt.Fprintf(&b, " ifindex=%d", f.Ifindex)
+	}
+	if p.Has(genl.AttrServerSide) {
+		fmt.Fprintf(&b, " server_side=%d", f.ServerSide)
+	}
+	return b.String()
+}
+
+// Established waits for the ESTABLISHED event of the connection whose
+// local end is local (IPv4-mapped addresses compare as IPv4) and returns
+// its token.
+func (l *EventLog) Established(t testing.TB, local netip.AddrPort) uint32 {
+	t.Helper()
+	ev := l.WaitFor(t, 0, "ESTABLISHED from "+local.String(), func(ev genl.Event) bool {
+		e, ok := ev.(*genl.Established)
+		return ok && Unmap(e.Local) == local
+	})
+	return ev.Fields().Token
+}
+
+// Unmap turns an IPv4-mapped IPv6 address into the IPv4 one.
+func Unmap(ap netip.AddrPort) netip.AddrPort {
+	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
+}
