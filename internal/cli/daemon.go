@@ -39,11 +39,22 @@ func parseFlags(fs *flag.FlagSet, args []string) error {
 	return nil
 }
 
+// noNetns refuses -n for commands that work on the namespace they run in.
+func (s *session) noNetns(cmd string) error {
+	if s.opts.netns == "" {
+		return nil
+	}
+	return &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: -n is not supported by %s: run it inside the namespace with \"ip netns exec %s mptcpd-go %s\".\n", cmd, s.opts.netns, cmd)}
+}
+
 // daemonCmd is `mptcpd-go daemon`: it runs until SIGTERM or SIGINT.
 func (s *session) daemonCmd(args []string) error {
 	fs := newFlagSet("daemon")
 	config := fs.String("config", "", "main policy file")
 	if err := parseFlags(fs, args); err != nil {
+		return err
+	}
+	if err := s.noNetns("daemon"); err != nil {
 		return err
 	}
 	s.stdout.Flush()
@@ -139,6 +150,9 @@ func (s *session) policyCmd(args []string) error {
 	fs := newFlagSet("policy check")
 	config := fs.String("config", "", "main policy file")
 	if err := parseFlags(fs, args[1:]); err != nil {
+		return err
+	}
+	if err := s.noNetns("policy check"); err != nil {
 		return err
 	}
 	if err := daemon.Check(s.stdout, *config); err != nil {

@@ -53,6 +53,11 @@ func listenControl(path string, h handler, log *zap.Logger) (*controlServer, err
 		c.Close()
 		return nil, fmt.Errorf("control socket %s is in use: is another mptcpd-go daemon running? Use another control_socket for a second daemon", path)
 	}
+	// Only a socket can be stale: anything else at the path (a mistyped
+	// control_socket) is not ours to delete.
+	if fi, err := os.Lstat(path); err == nil && fi.Mode().Type() != os.ModeSocket {
+		return nil, fmt.Errorf("control socket %s: the path exists and is not a socket; remove it or set control_socket to another path", path)
+	}
 	if err := os.Remove(path); err != nil && !errors.Is(err, os.ErrNotExist) {
 		return nil, fmt.Errorf("remove stale control socket: %w", err)
 	}
@@ -129,7 +134,9 @@ func (s *controlServer) authorize(c *net.UnixConn, cmd string) error {
 	if err := raw.Control(func(fd uintptr) {
 		cred, cerr = unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED)
 		if cerr == nil {
-			groups, cerr = peerGroups(int(fd))
+			// Without SO_PEERGROUPS (before Linux 4.13) only the primary
+			// group counts; that is no reason to refuse root.
+			groups, _ = peerGroups(int(fd))
 		}
 	}); err != nil {
 		return err

@@ -88,6 +88,16 @@ type daemon struct {
 // Options.Signals), then removes the endpoints it owns unless the policy
 // says on_stop = "keep".
 func Run(ctx context.Context, opts Options) error {
+	// Signals are caught from the start: the default action of SIGHUP and
+	// SIGTERM ends the process at once, without the cleanup, so one sent
+	// right after READY=1 (systemctl reload, a quick stop) must not arrive
+	// before the handler exists. Those that come early wait in the channel.
+	var sigs chan os.Signal
+	if opts.Signals {
+		sigs = make(chan os.Signal, 4)
+		signal.Notify(sigs, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
+		defer signal.Stop(sigs)
+	}
 	cfg, err := policy.Load(opts.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)
@@ -155,9 +165,13 @@ func Run(ctx context.Context, opts Options) error {
 	g.Go(func() error { return d.watcher.Run(gctx) })
 	g.Go(func() error { return d.rec.Run(gctx) })
 	g.Go(func() error { return ctl.Run(gctx) })
-	g.Go(func() error { return d.watchdog(gctx) })
+	resync := opts.ResyncInterval
+	if resync == 0 {
+		resync = endpoints.DefaultResyncInterval
+	}
+	g.Go(func() error { return d.watchdog(gctx, resync) })
 	if opts.Signals {
-		g.Go(func() error { return d.signals(gctx, stop) })
+		g.Go(func() error { return d.signals(gctx, stop, sigs) })
 	}
 	runErr := g.Wait()
 
@@ -224,11 +238,9 @@ func (d *daemon) reload() error {
 	return nil
 }
 
-// signals turns SIGHUP into reloads and SIGTERM/SIGINT into a stop.
-func (d *daemon) signals(ctx context.Context, stop context.CancelFunc) error {
-	ch := make(chan os.Signal, 4)
-	signal.Notify(ch, syscall.SIGHUP, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(ch)
+// signals turns SIGHUP into reloads and SIGTERM/SIGINT into a stop; ch is
+// subscribed to them.
+func (d *daemon) signals(ctx context.Context, stop context.CancelFunc, ch <-chan os.Signal) error {
 	for {
 		select {
 		case <-ctx.Done():
@@ -246,8 +258,10 @@ func (d *daemon) signals(ctx context.Context, stop context.CancelFunc) error {
 }
 
 // watchdog pings systemd at half the WatchdogSec interval, and updates the
-// status line, while the reconciler keeps making progress.
-func (d *daemon) watchdog(ctx context.Context) error {
+// status line, while the reconciler keeps making progress: it reconciles at
+// least every resync interval, so a last reconcile older than two of them
+// means it is stuck, and systemd should restart the daemon.
+func (d *daemon) watchdog(ctx context.Context, resync time.Duration) error {
 	every, err := sddaemon.SdWatchdogEnabled(false)
 	if err != nil || every == 0 {
 		<-ctx.Done()
@@ -260,7 +274,13 @@ func (d *daemon) watchdog(ctx context.Context) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			notify(d.log, sddaemon.SdNotifyWatchdog, "STATUS="+statusLine(d.rec.Status()))
+			st := d.rec.Status()
+			if resync > 0 && time.Since(st.LastReconcile) > 2*resync+every {
+				d.log.Error("the reconciler is stuck; not answering the watchdog so systemd restarts the daemon",
+					zap.Time("last_reconcile", st.LastReconcile))
+				continue
+			}
+			notify(d.log, sddaemon.SdNotifyWatchdog, "STATUS="+statusLine(st))
 		}
 	}
 }
