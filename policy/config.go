@@ -119,6 +119,15 @@ type Config struct {
 	LogFormat string
 	// OnStop says what happens to the daemon's endpoints when it stops.
 	OnStop StopAction
+	// Preset is the userspace path manager's built-in policy, one of
+	// Presets(); DefaultPreset unless the main file says otherwise.
+	Preset string
+	// MaxSubflows is the most extra subflows per connection for the
+	// userspace path manager; 0 when not set (the path manager's default).
+	MaxSubflows int
+	// Rules are the [[rule]] tables in the order written; the first that
+	// matches a connection applies.
+	Rules []ConnRule
 	// Interfaces are the interface files in lexical order; the first that
 	// matches an interface applies to it (see Match).
 	Interfaces []*Interface
@@ -264,6 +273,9 @@ func (c *Config) readPolicyDir(fsys fs.FS, mainFile string, dirPos pos) Errors {
 type rawMain struct {
 	mode, policyDir, controlSocket, stateFile, logLevel, logFormat, onStop *strVal
 	subflows, addAddrAccepted                                              *entry
+	preset                                                                 *strVal
+	maxSubflows                                                            *intVal
+	rules                                                                  []rawRule
 }
 
 // parseMain parses and validates the main file; dir is the directory that
@@ -291,7 +303,7 @@ func parseMain(file string, data []byte, dir string) (*Config, Errors, pos) {
 // decodeMain takes the main file's keys out of root, checking their types.
 func (d *decoder) decodeMain(root *table) rawMain {
 	var r rawMain
-	d.topKeys = []string{"mode", "limits", "policy_dir", "control_socket", "state_file", "log_level", "log_format", "on_stop", "preset", "metrics_listen"}
+	d.topKeys = []string{"mode", "limits", "policy_dir", "control_socket", "state_file", "log_level", "log_format", "on_stop", "preset", "max_subflows", "rule", "metrics_listen"}
 	str := func(key string, dst **strVal) field {
 		return field{key, func(e *entry) { *dst = d.str(e) }}
 	}
@@ -305,7 +317,7 @@ func (d *decoder) decodeMain(root *table) rawMain {
 			field{"add_addr_accepted", func(e *entry) { r.addAddrAccepted = e }},
 		)
 	}}
-	d.fields(root, "", []string{"preset", "metrics_listen"},
+	d.fields(root, "", []string{"metrics_listen"},
 		str("mode", &r.mode),
 		limits,
 		str("policy_dir", &r.policyDir),
@@ -314,6 +326,11 @@ func (d *decoder) decodeMain(root *table) rawMain {
 		str("log_level", &r.logLevel),
 		str("log_format", &r.logFormat),
 		str("on_stop", &r.onStop),
+		str("preset", &r.preset),
+		field{"max_subflows", func(e *entry) {
+			r.maxSubflows = d.integer(e, "an integer 1.."+strconv.Itoa(MaxSubflowsLimit))
+		}},
+		field{"rule", func(e *entry) { r.rules = d.rules(e) }},
 	)
 	return r
 }
@@ -331,6 +348,7 @@ func (d *decoder) validateMain(r *rawMain, dir string) *Config {
 		LogLevel:        "info",
 		LogFormat:       "console",
 		OnStop:          StopRemove,
+		Preset:          DefaultPreset,
 	}
 	if v := d.oneOf("mode", r.mode, []string{string(ModeKernel), string(ModeUserspace), string(ModeAuto)}, "mode"); v != "" {
 		c.Mode = Mode(v)
@@ -368,6 +386,7 @@ func (d *decoder) validateMain(r *rawMain, dir string) *Config {
 	if v := d.oneOf("on_stop", r.onStop, []string{string(StopRemove), string(StopKeep)}, "stop action"); v != "" {
 		c.OnStop = StopAction(v)
 	}
+	d.validateUserspace(r, c)
 	return c
 }
 

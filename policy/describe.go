@@ -37,6 +37,9 @@ func (c *Config) Describe(w io.Writer) error {
 	default:
 		line("on stop", "remove the endpoints mptcpd-go added")
 	}
+	if c.Mode != ModeKernel {
+		c.describeUserspace(&b, line)
+	}
 
 	ondisk := 0
 	for _, p := range c.Interfaces {
@@ -96,4 +99,56 @@ func (p *Interface) describe(b *strings.Builder) {
 		line("addresses", "%s, while the interface has a default route for the family", families)
 	}
 	line("skip", "%s", p.Skip)
+	if p.Metered {
+		line("metered", "yes (the cost preset opens only backup subflows from it)")
+	}
+}
+
+// describeUserspace writes the userspace path manager's settings.
+func (c *Config) describeUserspace(b *strings.Builder, line func(label, format string, args ...any)) {
+	line("preset", "%s", c.Preset)
+	if c.MaxSubflows > 0 {
+		line("max subflows", "%d per connection", c.MaxSubflows)
+	} else {
+		line("max subflows", "%d per connection (default)", MaxSubflowsLimit)
+	}
+	if len(c.Rules) == 0 {
+		b.WriteString("Connection rules: none; every connection is managed\n")
+		return
+	}
+	b.WriteString("Connection rules (the first that matches applies; other connections are managed):\n")
+	for i, r := range c.Rules {
+		fmt.Fprintf(b, "  %d. %s:%d: %s\n", i+1, r.File, r.Line, r.Describe())
+	}
+}
+
+// Describe says in one line what the rule matches and does.
+func (r ConnRule) Describe() string {
+	var parts []string
+	if r.Side != SideAny {
+		parts = append(parts, "side "+string(r.Side))
+	}
+	if len(r.Dst) > 0 {
+		dst := make([]string, len(r.Dst))
+		for i, p := range r.Dst {
+			dst[i] = p.String()
+		}
+		parts = append(parts, "dst "+strings.Join(dst, " or "))
+	}
+	if len(r.Ports) > 0 {
+		ports := make([]string, len(r.Ports))
+		for i, p := range r.Ports {
+			ports[i] = p.String()
+		}
+		parts = append(parts, "ports "+strings.Join(ports, ", "))
+	}
+	match := "every connection"
+	if len(parts) > 0 {
+		match = strings.Join(parts, ", ")
+	}
+	s := match + " → " + string(r.Action)
+	if r.MaxSubflows > 0 {
+		s += fmt.Sprintf(" (at most %d extra subflows)", r.MaxSubflows)
+	}
+	return s
 }

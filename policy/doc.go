@@ -20,6 +20,18 @@
 //	subflows = 4                    # 0..8, or "auto" (the default)
 //	add_addr_accepted = "auto"
 //
+// With mode "userspace" or "auto" (errors in kernel mode, where they would
+// do nothing), the userspace path manager's keys:
+//
+//	preset = "throughput"           # backup, cost, sspi
+//	max_subflows = 4                # extra subflows per connection, 1..8
+//	[[rule]]                        # the first matching rule applies
+//	dst = ["192.0.2.0/24"]          # peer prefixes; any if absent
+//	ports = [443, "8000-8999"]      # service ports; any if absent
+//	side = "client"                 # or "server", "any" (the default)
+//	action = "never"                # or "multipath"; required
+//	max_subflows = 1                # overrides the main one
+//
 // Interface files, policy_dir/*.toml, are read in lexical order and the
 // first whose [match] fits an interface applies to it (systemd-networkd's
 // convention):
@@ -34,6 +46,7 @@
 //	also_without_default_route = false
 //	skip = ["link-local", "ula", "temporary", "deprecated", "tentative"]
 //	priority = 0                    # higher wins the kernel's 8 endpoints
+//	metered = false                 # the cost preset makes it backup only
 //
 // A file with ignore = true at the top and no [endpoint] gives the
 // interfaces it matches no endpoints. Wherever a list is expected, a single

@@ -107,6 +107,9 @@ type Interface struct {
 	// Priority decides which endpoints the kernel's cap of
 	// genl.MaxEndpoints keeps: higher wins.
 	Priority int
+	// Metered marks interfaces that cost per byte; the userspace path
+	// manager's cost preset opens only backup subflows from them.
+	Metered bool
 }
 
 // Link is what the daemon knows of an interface when choosing its policy.
@@ -245,6 +248,7 @@ type rawEndpoint struct {
 	port, priority          *intVal
 	portKey                 pos
 	alsoWithoutDefaultRoute *boolVal
+	metered                 *boolVal
 }
 
 // parseInterface parses and validates an interface file. It returns nil
@@ -307,6 +311,7 @@ func (d *decoder) decodeInterface(root *table) rawInterface {
 				field{"also_without_default_route", func(e *entry) { ep.alsoWithoutDefaultRoute = d.boolean(e) }},
 				list("skip", `a list of address kinds, like ["link-local"]`, &ep.skip),
 				field{"priority", func(e *entry) { ep.priority = d.integer(e, "an integer") }},
+				field{"metered", func(e *entry) { ep.metered = d.boolean(e) }},
 			)
 		}},
 	)
@@ -376,6 +381,9 @@ func (d *decoder) validateInterface(r *rawInterface) *Interface {
 	}
 	if ep.skip != nil && !ep.skip.broken {
 		p.Skip = d.skip(ep.skip)
+	}
+	if v := ep.metered; v != nil {
+		p.Metered = v.b
 	}
 	if v := ep.priority; v != nil {
 		// int32 so that a policy means the same on 32-bit machines.

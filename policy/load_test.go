@@ -65,6 +65,7 @@ func TestLoadExample(t *testing.T) {
 		LogLevel:        "info",
 		LogFormat:       "console",
 		OnStop:          StopRemove,
+		Preset:          DefaultPreset,
 		Interfaces: []*Interface{{
 			File:                    "/etc/mptcpd-go/interfaces.d/10-wlan.toml",
 			Names:                   []string{"wlan*", "eth1"},
@@ -98,6 +99,7 @@ func TestLoadFull(t *testing.T) {
 		LogLevel:        "debug",
 		LogFormat:       "json",
 		OnStop:          StopKeep,
+		Preset:          DefaultPreset,
 		Interfaces: []*Interface{
 			{
 				File:   dir + "10-containers.toml",
@@ -203,6 +205,7 @@ flags = ["signal"]
 				LogLevel:         "info",
 				LogFormat:        "console",
 				OnStop:           StopRemove,
+				Preset:           DefaultPreset,
 				Interfaces:       tc.want,
 				Embedded:         true,
 			}
@@ -232,6 +235,7 @@ func TestLoadMainWithoutPolicyDir(t *testing.T) {
 		LogLevel:         "info",
 		LogFormat:        "console",
 		OnStop:           StopRemove,
+		Preset:           DefaultPreset,
 	}
 	if diff := cmp.Diff(want, got); diff != "" {
 		t.Errorf("LoadFS mismatch (-want +got):\n%s", diff)

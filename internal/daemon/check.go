@@ -6,6 +6,7 @@ import (
 	"strings"
 
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
+	"github.com/mptcpd-go/mptcpd-go/pathmgr"
 	"github.com/mptcpd-go/mptcpd-go/policy"
 )
 
@@ -32,6 +33,18 @@ func Check(w io.Writer, configPath string) error {
 // writePlan prints which interface matched which file and the endpoints and
 // limits the policy asks for.
 func writePlan(w io.Writer, cfg *policy.Config, snap endpoints.Snapshot) error {
+	if cfg.Mode != policy.ModeKernel {
+		if err := writeUserspacePlan(w, cfg, snap); err != nil {
+			return err
+		}
+		if cfg.Mode == policy.ModeUserspace {
+			return nil
+		}
+		// auto: the kernel decides at start; show both.
+		if _, err := io.WriteString(w, "\nif auto picks the in-kernel path manager (no userspace path manager, or no per-connection rules):"); err != nil {
+			return err
+		}
+	}
 	plans, wants, lw := Decide(cfg, snap)
 	var b strings.Builder
 	b.WriteString("\nplan for the interfaces present now:\n")
@@ -66,4 +79,54 @@ func writePlan(w io.Writer, cfg *policy.Config, snap endpoints.Snapshot) error {
 	fmt.Fprintf(&b, "limits: subflows %d, add_addr_accepted %d\n", *lw.Subflows, *lw.AddAddrAccepted)
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// writeUserspacePlan prints what the userspace path manager would do with
+// each interface present now: its use under the preset, and the addresses
+// it would open subflows from (or announce).
+func writeUserspacePlan(w io.Writer, cfg *policy.Config, snap endpoints.Snapshot) error {
+	kinds := map[string]string{}
+	for _, l := range snap.Links {
+		kinds[l.Name] = l.Kind
+	}
+	pc := PathManagerConfig(cfg, func(name string) string { return kinds[name] })
+	view := pathmgr.NewLocalView(filterSnapshot(cfg, snap), pc)
+	var b strings.Builder
+	fmt.Fprintf(&b, "\nuserspace path manager plan (preset %s) for the interfaces present now:\n", cfg.Preset)
+	for _, l := range snap.Links {
+		if l.Loopback {
+			continue
+		}
+		ifc, ok := findIface(view, l.Index)
+		if !ok {
+			why := "no usable address the policy wants (see the plan below), or the link is down"
+			if p := cfg.Match(policy.Link{Name: l.Name, Kind: l.Kind}); p == nil {
+				why = "no policy file matches"
+			} else if p.Ignore {
+				why = "ignored by " + p.File
+			}
+			fmt.Fprintf(&b, "  %s: not used: %s\n", l.Name, why)
+			continue
+		}
+		extra := ""
+		if ifc.Signal {
+			extra = ", announced on the server side" + portText(ifc.Port)
+		}
+		addrs := make([]string, len(ifc.Addrs))
+		for i, a := range ifc.Addrs {
+			addrs[i] = a.String()
+		}
+		fmt.Fprintf(&b, "  %s: use %s%s; addresses %s\n", l.Name, ifc.Use, extra, strings.Join(addrs, " "))
+	}
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+func findIface(v pathmgr.LocalView, index int) (pathmgr.LocalIface, bool) {
+	for _, ifc := range v.Ifaces {
+		if ifc.Index == index {
+			return ifc, true
+		}
+	}
+	return pathmgr.LocalIface{}, false
 }

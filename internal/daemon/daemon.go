@@ -29,6 +29,8 @@ import (
 
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
 	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/pathmgr"
+	"github.com/mptcpd-go/mptcpd-go/pathmgr/diag"
 	"github.com/mptcpd-go/mptcpd-go/policy"
 )
 
@@ -49,6 +51,62 @@ type Options struct {
 	Signals bool
 	// ResyncInterval overrides the reconciler's periodic resync (tests).
 	ResyncInterval time.Duration
+	// SysctlDir overrides /proc/sys/net/mptcp, where userspace mode
+	// selects the path manager (tests).
+	SysctlDir string
+}
+
+// subscribeBuffer is the event socket's receive buffer in userspace mode:
+// an overflow costs a rebuild from sock_diag.
+const subscribeBuffer = 8 << 20
+
+// startUserspace selects the userspace path manager in this namespace and
+// builds the Manager. restore puts the previous path manager back; on an
+// error it has been put back already.
+func (d *daemon) startUserspace(client *genl.Client, dir string) (pm *pathmgr.Manager, restore func() error, err error) {
+	if dir == "" {
+		dir = sysctlDir
+	}
+	// Subscribed before the switch, so no event of a new connection is
+	// missed.
+	sub, err := client.Subscribe(&genl.SubscribeOptions{ReadBuffer: subscribeBuffer})
+	if err != nil {
+		return nil, nil, fmt.Errorf("subscribe to MPTCP events: %w", err)
+	}
+	dc, err := diag.Dial(nil)
+	if err != nil {
+		sub.Close()
+		return nil, nil, fmt.Errorf("open sock_diag to list MPTCP connections: %w", err)
+	}
+	setting, err := useUserspacePM(dir)
+	if err != nil {
+		sub.Close()
+		dc.Close()
+		return nil, nil, err
+	}
+	d.log.Info("userspace path manager selected for new connections", zap.String("sysctl", setting.file), zap.String("previous", setting.prev))
+	restore = func() error {
+		err := setting.restore()
+		if err == nil {
+			d.log.Info("path manager sysctl restored", zap.String("sysctl", setting.file), zap.String("value", setting.prev))
+		}
+		return errors.Join(err, dc.Close())
+	}
+	d.src = newPolicySource(d.watcher, d.config)
+	pm, err = pathmgr.NewManager(pathmgr.ManagerConfig{
+		Policy:    PathManagerConfig(d.config(), d.src.kind),
+		Kernel:    client,
+		NewKernel: func() (pathmgr.Kernel, error) { return genl.Dial(nil) },
+		Events:    sub,
+		Source:    d.src,
+		Lister:    dc,
+		Logger:    d.log.Named("pathmgr"),
+	})
+	if err != nil {
+		sub.Close()
+		return nil, nil, errors.Join(fmt.Errorf("start the userspace path manager: %w", err), restore())
+	}
+	return pm, restore, nil
 }
 
 // mptcpEnabledPath is the per-namespace switch; it exists only with MPTCP.
@@ -77,7 +135,11 @@ type daemon struct {
 	level zap.AtomicLevel
 
 	watcher *endpoints.Watcher
-	rec     *endpoints.Reconciler
+	// Exactly one of rec (kernel mode) and pm (userspace mode) is set.
+	rec  *endpoints.Reconciler
+	pm   *pathmgr.Manager
+	src  *policySource
+	mode policy.Mode
 
 	mu        sync.Mutex
 	cfg       *policy.Config
@@ -110,11 +172,6 @@ func Run(ctx context.Context, opts Options) error {
 	d.log, d.level = log, level
 	defer log.Sync() //nolint:errcheck // nothing useful to do on a failed flush
 
-	switch cfg.Mode {
-	case policy.ModeKernel, policy.ModeAuto:
-	default:
-		return fmt.Errorf("mode %q is not implemented yet: use mode = \"kernel\" (or \"auto\") in %s", cfg.Mode, cfg.Path)
-	}
 	if err := CheckKernel(); err != nil {
 		return err
 	}
@@ -126,6 +183,12 @@ func Run(ctx context.Context, opts Options) error {
 		return fmt.Errorf("open the MPTCP path manager: %w", err)
 	}
 	defer client.Close()
+	mode, why, err := ChooseMode(cfg, client.SupportsUserspacePM())
+	if err != nil {
+		return err
+	}
+	d.mode = mode
+	log.Info("path manager chosen", zap.String("mode", string(mode)), zap.String("why", why))
 
 	// The control socket first: it briefly changes the umask, which must
 	// not race with other goroutines creating files.
@@ -139,31 +202,52 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.watcher.Close()
-	d.rec, err = endpoints.NewReconciler(endpoints.Config{
-		Kernel:         client,
-		Source:         d.watcher,
-		Desired:        d.desired,
-		StatePath:      cfg.StateFile,
-		ResyncInterval: opts.ResyncInterval,
-		Logger:         log,
-	})
-	if err != nil {
-		ctl.ln.Close()
-		return err
-	}
-
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
-	if err := d.rec.Reconcile(ctx); err != nil {
-		log.Warn("first reconcile had errors", zap.Error(err))
+	var summary string
+	if mode == policy.ModeUserspace {
+		pm, restore, err := d.startUserspace(client, opts.SysctlDir)
+		if err != nil {
+			ctl.ln.Close()
+			return err
+		}
+		// Deferred calls run after g.Wait below: the manager has stopped.
+		defer func() {
+			if err := restore(); err != nil {
+				log.Error("restoring the path manager sysctl failed", zap.Error(err))
+			}
+		}()
+		d.pm = pm
+		summary = "userspace path manager, preset " + cfg.Preset
+	} else {
+		d.rec, err = endpoints.NewReconciler(endpoints.Config{
+			Kernel:         client,
+			Source:         d.watcher,
+			Desired:        d.desired,
+			StatePath:      cfg.StateFile,
+			ResyncInterval: opts.ResyncInterval,
+			Logger:         log,
+		})
+		if err != nil {
+			ctl.ln.Close()
+			return err
+		}
+		if err := d.rec.Reconcile(ctx); err != nil {
+			log.Warn("first reconcile had errors", zap.Error(err))
+		}
+		summary = d.rec.Status().Report.Summary
 	}
 	log.Info("mptcpd-go daemon started", zap.String("config", cfg.Path), zap.Bool("embedded_policy", cfg.Embedded),
-		zap.String("control_socket", cfg.ControlSocket), zap.String("summary", d.rec.Status().Report.Summary))
-	notify(log, sddaemon.SdNotifyReady, "STATUS="+statusLine(d.rec.Status()))
+		zap.String("control_socket", cfg.ControlSocket), zap.String("mode", string(mode)), zap.String("summary", summary))
+	notify(log, sddaemon.SdNotifyReady, "STATUS="+d.statusLine())
 
 	g, gctx := errgroup.WithContext(ctx)
 	g.Go(func() error { return d.watcher.Run(gctx) })
-	g.Go(func() error { return d.rec.Run(gctx) })
+	if d.pm != nil {
+		g.Go(func() error { return d.pm.Run(gctx) })
+	} else {
+		g.Go(func() error { return d.rec.Run(gctx) })
+	}
 	g.Go(func() error { return ctl.Run(gctx) })
 	resync := opts.ResyncInterval
 	if resync == 0 {
@@ -177,7 +261,7 @@ func Run(ctx context.Context, opts Options) error {
 
 	notify(log, sddaemon.SdNotifyStopping)
 	log.Info("stopping")
-	if d.config().OnStop != policy.StopKeep {
+	if d.rec != nil && d.config().OnStop != policy.StopKeep {
 		cctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 		defer cancel()
 		if err := d.rec.Cleanup(cctx); err != nil {
@@ -205,8 +289,24 @@ func (d *daemon) status() Status {
 	d.mu.Lock()
 	cfg, rerr := d.cfg, d.reloadErr
 	d.mu.Unlock()
-	st := buildStatus(cfg, d.watcher.Snapshot(), d.rec.Status(), rerr)
+	var rs endpoints.Status
+	if d.rec != nil {
+		rs = d.rec.Status()
+	}
+	st := buildStatus(cfg, d.watcher.Snapshot(), rs, rerr)
 	st.PID = os.Getpid()
+	st.Mode = string(d.mode)
+	if d.pm != nil {
+		ps := d.pm.Status()
+		st.PathManager = pmStatus(ps)
+		uses := map[int]string{}
+		for _, ifc := range ps.Interfaces {
+			uses[ifc.Index] = ifc.Use.String()
+		}
+		for i := range st.Interfaces {
+			st.Interfaces[i].Use = uses[st.Interfaces[i].Index]
+		}
+	}
 	return st
 }
 
@@ -234,6 +334,14 @@ func (d *daemon) reload() error {
 		d.level.SetLevel(lvl)
 	}
 	d.log.Info("policy reloaded", zap.String("config", cfg.Path), zap.Int("interface_files", len(cfg.Interfaces)))
+	if d.pm != nil {
+		// d.cfg is already the new policy, which the source filters with.
+		if err := d.pm.SetConfig(PathManagerConfig(cfg, d.src.kind)); err != nil {
+			d.log.Error("the path manager refused the policy", zap.Error(err))
+			return fmt.Errorf("the path manager refused the policy: %w", err)
+		}
+		return nil
+	}
 	d.rec.Trigger()
 	return nil
 }
@@ -274,13 +382,17 @@ func (d *daemon) watchdog(ctx context.Context, resync time.Duration) error {
 		case <-ctx.Done():
 			return nil
 		case <-t.C:
-			st := d.rec.Status()
-			if resync > 0 && time.Since(st.LastReconcile) > 2*resync+every {
-				d.log.Error("the reconciler is stuck; not answering the watchdog so systemd restarts the daemon",
-					zap.Time("last_reconcile", st.LastReconcile))
-				continue
+			// The path manager has no periodic work to watch; it ends
+			// the daemon when it fails for good.
+			if d.rec != nil {
+				st := d.rec.Status()
+				if resync > 0 && time.Since(st.LastReconcile) > 2*resync+every {
+					d.log.Error("the reconciler is stuck; not answering the watchdog so systemd restarts the daemon",
+						zap.Time("last_reconcile", st.LastReconcile))
+					continue
+				}
 			}
-			notify(d.log, sddaemon.SdNotifyWatchdog, "STATUS="+statusLine(st))
+			notify(d.log, sddaemon.SdNotifyWatchdog, "STATUS="+d.statusLine())
 		}
 	}
 }
@@ -290,6 +402,15 @@ func notify(log *zap.Logger, lines ...string) {
 	if _, err := sddaemon.SdNotify(false, strings.Join(lines, "\n")); err != nil {
 		log.Debug("sd_notify failed", zap.Error(err))
 	}
+}
+
+// statusLine is the one-line status for systemd.
+func (d *daemon) statusLine() string {
+	if d.pm != nil {
+		c, n := d.pm.Counts()
+		return fmt.Sprintf("userspace path manager: %d connections, %d actions, %d failed", n, c.Actions.Total(), c.Failures.Total())
+	}
+	return statusLine(d.rec.Status())
 }
 
 func statusLine(st endpoints.Status) string {

@@ -191,9 +191,11 @@ func TestRunPolicyErrors(t *testing.T) {
 	}
 
 	writeFile(t, main, "mode = \"userspace\"\ncontrol_socket = \""+filepath.Join(dir, "ctl.sock")+"\"\n")
-	err = Run(t.Context(), Options{ConfigPath: main, Logger: zap.NewNop()})
-	if err == nil || !strings.Contains(err.Error(), `mode "userspace" is not implemented yet`) {
-		t.Errorf("Run in userspace mode = %v, want not implemented", err)
+	// An empty SysctlDir: Run must fail before it switches this (the
+	// test's own) namespace to the userspace path manager.
+	err = Run(t.Context(), Options{ConfigPath: main, Logger: zap.NewNop(), SysctlDir: t.TempDir()})
+	if err == nil || !strings.Contains(err.Error(), "path manager") {
+		t.Errorf("Run in userspace mode without the sysctl = %v, want a path manager error", err)
 	}
 	if _, err := os.Lstat(filepath.Join(dir, "ctl.sock")); !errors.Is(err, os.ErrNotExist) {
 		t.Errorf("Run created its control socket although it refused to start (Lstat: %v)", err)

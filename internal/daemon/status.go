@@ -30,6 +30,8 @@ type Status struct {
 	Reconciles    uint64           `json:"reconciles"`
 	Errors        []string         `json:"errors"`
 	ReloadError   string           `json:"last_reload_error,omitempty"`
+	// PathManager is set in userspace mode.
+	PathManager *PMStatus `json:"path_manager,omitempty"`
 }
 
 // LimitsStatus are the kernel's limits and what the policy asks for.
@@ -42,16 +44,18 @@ type LimitsStatus struct {
 
 // IfaceStatus is one interface: its state, matched policy and addresses.
 type IfaceStatus struct {
-	Name      string       `json:"iface"`
-	Index     int          `json:"ifindex"`
-	Kind      string       `json:"kind"`
-	Up        bool         `json:"up"`
-	Running   bool         `json:"running"`
-	DefaultV4 bool         `json:"default_route_v4"`
-	DefaultV6 bool         `json:"default_route_v6"`
-	Policy    string       `json:"policy"`
-	Ignored   bool         `json:"ignored"`
-	Addrs     []AddrStatus `json:"addresses"`
+	Name      string `json:"iface"`
+	Index     int    `json:"ifindex"`
+	Kind      string `json:"kind"`
+	Up        bool   `json:"up"`
+	Running   bool   `json:"running"`
+	DefaultV4 bool   `json:"default_route_v4"`
+	DefaultV6 bool   `json:"default_route_v6"`
+	Policy    string `json:"policy"`
+	Ignored   bool   `json:"ignored"`
+	// Use is the userspace path manager's use of the interface.
+	Use   string       `json:"use,omitempty"`
+	Addrs []AddrStatus `json:"addresses"`
 }
 
 // AddrStatus is one address and the policy's verdict.
@@ -194,6 +198,9 @@ func (st Status) WriteText(w io.Writer) error {
 		case is.Ignored:
 			pol += " (ignored)"
 		}
+		if is.Use != "" {
+			pol += ", use " + is.Use
+		}
 		fmt.Fprintf(&b, "  %s (%s): %s\n", is.Name, state, pol)
 		for _, a := range is.Addrs {
 			if a.Wanted {
@@ -202,6 +209,12 @@ func (st Status) WriteText(w io.Writer) error {
 				fmt.Fprintf(&b, "    %s: no endpoint: %s\n", a.Addr, a.Why)
 			}
 		}
+	}
+	if st.PathManager != nil {
+		st.PathManager.writeText(&b)
+		st.writeErrors(&b)
+		_, err := io.WriteString(w, b.String())
+		return err
 	}
 	b.WriteString("\nendpoints managed by mptcpd-go:\n")
 	if len(st.Owned) == 0 {
@@ -222,17 +235,22 @@ func (st Status) WriteText(w io.Writer) error {
 			fmt.Fprintf(&b, "  %s %s: %s\n", n.Iface, n.Addr, n.Reason)
 		}
 	}
+	st.writeErrors(&b)
+	_, err := io.WriteString(w, b.String())
+	return err
+}
+
+// writeErrors prints the reconcile errors and a refused reload.
+func (st Status) writeErrors(b *strings.Builder) {
 	if len(st.Errors) > 0 || st.ReloadError != "" {
 		b.WriteString("\nerrors:\n")
 		for _, e := range st.Errors {
-			fmt.Fprintf(&b, "  %s\n", e)
+			fmt.Fprintf(b, "  %s\n", e)
 		}
 		if st.ReloadError != "" {
-			fmt.Fprintf(&b, "  last reload refused (previous policy stays in force): %s\n", st.ReloadError)
+			fmt.Fprintf(b, "  last reload refused (previous policy stays in force): %s\n", st.ReloadError)
 		}
 	}
-	_, err := io.WriteString(w, b.String())
-	return err
 }
 
 func portText(p uint16) string {
