@@ -17,7 +17,6 @@ import (
 	"github.com/mptcpd-go/mptcpd-go/genl"
 	"github.com/mptcpd-go/mptcpd-go/pathmgr"
 	"github.com/mptcpd-go/mptcpd-go/pathmgr/diag"
-	"github.com/mptcpd-go/mptcpd-go/pathmgr/internal/kerneltest"
 	"github.com/mptcpd-go/mptcpd-go/test/harness"
 )
 
@@ -86,10 +85,10 @@ func startStoppableManager(t testing.TB, ns *harness.NS, policy pathmgr.Config) 
 // waitUntil polls cond until it holds, failing the test after the timeout.
 func waitUntil(t testing.TB, what string, cond func() bool) {
 	t.Helper()
-	deadline := time.Now().Add(kerneltest.Timeout)
+	deadline := time.Now().Add(harness.Timeout)
 	for !cond() {
 		if time.Now().After(deadline) {
-			t.Fatalf("no %s within %v", what, kerneltest.Timeout)
+			t.Fatalf("no %s within %v", what, harness.Timeout)
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -99,7 +98,7 @@ func waitUntil(t testing.TB, what string, cond func() bool) {
 // sockets use the userspace path manager.
 type scenario struct {
 	top            *harness.Topology
-	cl, sl         *kerneltest.EventLog
+	cl, sl         *harness.EventLog
 	conn, srv      net.Conn
 	client, server netip.AddrPort
 	ctok, stok     uint32
@@ -109,10 +108,10 @@ type scenario struct {
 func newTopology(t *testing.T) *scenario {
 	harness.RequireKernel(t)
 	top := harness.Pair(t, 2)
-	kerneltest.UseUserspacePM(t, top.Client)
-	kerneltest.UseUserspacePM(t, top.Server)
+	harness.UseUserspacePM(t, top.Client)
+	harness.UseUserspacePM(t, top.Server)
 	return &scenario{top: top,
-		cl: kerneltest.Subscribe(t, top.Client, "client"), sl: kerneltest.Subscribe(t, top.Server, "server")}
+		cl: harness.Subscribe(t, top.Client, "client"), sl: harness.Subscribe(t, top.Server, "server")}
 }
 
 // connect opens the connection over link 1 and waits for ESTABLISHED on
@@ -120,24 +119,24 @@ func newTopology(t *testing.T) *scenario {
 func (s *scenario) connect(t *testing.T) {
 	t.Helper()
 	l1 := s.top.Links[0]
-	ctx, cancel := context.WithTimeout(t.Context(), kerneltest.Timeout)
+	ctx, cancel := context.WithTimeout(t.Context(), harness.Timeout)
 	defer cancel()
 	ln := s.top.Server.ListenMPTCP(t, "0.0.0.0:0")
 	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
 	s.server = netip.AddrPortFrom(l1.ServerV4, port)
-	s.conn, s.srv = kerneltest.Connect(ctx, t, s.top.Client, l1.ClientV4.String(), ln, s.server.String())
-	kerneltest.Exchange(t, s.conn, s.srv, "hello")
+	s.conn, s.srv = harness.Connect(ctx, t, s.top.Client, l1.ClientV4.String(), ln, s.server.String())
+	harness.Exchange(t, s.conn, s.srv, "hello")
 	s.client = s.conn.LocalAddr().(*net.TCPAddr).AddrPort()
 	s.ctok, s.stok = s.cl.Established(t, s.client), s.sl.Established(t, s.server)
 }
 
 // subEstablished waits for SUB_ESTABLISHED of the client's token whose
 // local address is from and remote address to.
-func (s *scenario) subEstablished(t *testing.T, log *kerneltest.EventLog, token uint32, from netip.Addr, to netip.AddrPort) *genl.SubflowEstablished {
+func (s *scenario) subEstablished(t *testing.T, log *harness.EventLog, token uint32, from netip.Addr, to netip.AddrPort) *genl.SubflowEstablished {
 	t.Helper()
 	return log.WaitFor(t, 0, "SUB_ESTABLISHED "+from.String()+" -> "+to.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
-		return ok && e.Token == token && e.Local.Addr().Unmap() == from && kerneltest.Unmap(e.Remote) == to
+		return ok && e.Token == token && e.Local.Addr().Unmap() == from && harness.Unmap(e.Remote) == to
 	}).(*genl.SubflowEstablished)
 }
 
@@ -158,14 +157,14 @@ func TestKernelThroughputOpensSecondSubflow(t *testing.T) {
 	// The server sees the join.
 	sest := s.sl.WaitFor(t, 0, "server SUB_ESTABLISHED", func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
-		return ok && e.Token == s.stok && kerneltest.Unmap(e.Remote).Addr() == l2.ClientV4
+		return ok && e.Token == s.stok && harness.Unmap(e.Remote).Addr() == l2.ClientV4
 	}).(*genl.SubflowEstablished)
 	if sest.Backup {
 		t.Errorf("server sees the join as backup")
 	}
 	// The data still flows, and nothing else was opened: link 1 to the
 	// server's only address is the initial path.
-	kerneltest.Exchange(t, s.conn, s.srv, "over two subflows")
+	harness.Exchange(t, s.conn, s.srv, "over two subflows")
 	waitUntil(t, "the subflow in Status", func() bool {
 		for _, c := range m.Status().Connections {
 			if c.Token == tokenHex(s.ctok) && len(c.Subflows) == 2 && c.Subflows[1].State == pathmgr.SubflowUp {
@@ -218,10 +217,10 @@ func TestKernelBackupPresetMarksBackup(t *testing.T) {
 	// The server's event carries the backup bit of the client's MP_JOIN.
 	sest := s.sl.WaitFor(t, 0, "server SUB_ESTABLISHED", func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
-		return ok && e.Token == s.stok && kerneltest.Unmap(e.Remote).Addr() == l2.ClientV4
+		return ok && e.Token == s.stok && harness.Unmap(e.Remote).Addr() == l2.ClientV4
 	}).(*genl.SubflowEstablished)
 	if !sest.Backup {
-		t.Errorf("server: %s, want backup=1", kerneltest.Describe(sest))
+		t.Errorf("server: %s, want backup=1", harness.Describe(sest))
 	}
 	dc, err := diag.Dial(&diag.Config{NetNS: s.top.Client.Name})
 	if err != nil {
@@ -255,7 +254,7 @@ func TestKernelNeverRuleLeavesConnectionAlone(t *testing.T) {
 		_, ok := ev.(*genl.SubflowEstablished)
 		return ok
 	}); ok {
-		t.Errorf("got %s, want no extra subflow", kerneltest.Describe(ev))
+		t.Errorf("got %s, want no extra subflow", harness.Describe(ev))
 	}
 	if got := m.Status().Counters.Actions; got.Total() != 0 {
 		t.Errorf("actions %+v, want none", got)
@@ -282,7 +281,7 @@ func TestKernelLinkDownDestroysSubflow(t *testing.T) {
 	if got := st.Counters.Actions; got.CreateSubflow != 1 || got.DestroySubflow != 1 {
 		t.Errorf("actions %+v, want one create and one destroy", got)
 	}
-	kerneltest.Exchange(t, s.conn, s.srv, "still there")
+	harness.Exchange(t, s.conn, s.srv, "still there")
 
 	// Back up: a new subflow over link 2.
 	mark = s.cl.Mark()
@@ -325,7 +324,7 @@ func TestKernelServerAnnounces(t *testing.T) {
 		got := sm.Status().Counters.Actions
 		return got.Announce == 1 && got.Remove == 1 && got.Total() == 2
 	})
-	kerneltest.Exchange(t, s.conn, s.srv, "after the removal")
+	harness.Exchange(t, s.conn, s.srv, "after the removal")
 	_ = cm
 }
 
@@ -387,23 +386,23 @@ func BenchmarkKernelJoinLatency(b *testing.B) {
 			top := harness.Pair(b, 2)
 			l1, l2 := top.Links[0], top.Links[1]
 			if mode == "userspace" {
-				kerneltest.UseUserspacePM(b, top.Client)
-				kerneltest.UseUserspacePM(b, top.Server)
+				harness.UseUserspacePM(b, top.Client)
+				harness.UseUserspacePM(b, top.Server)
 				startManager(b, top.Client, pathmgr.Config{})
 			} else {
 				one := uint32(1)
 				for _, ns := range []*harness.NS{top.Client, top.Server} {
-					if err := kerneltest.DialGenl(b, ns).SetLimits(genl.LimitsUpdate{Subflows: &one, AddAddrAccepted: &one}); err != nil {
+					if err := harness.DialGenl(b, ns).SetLimits(genl.LimitsUpdate{Subflows: &one, AddAddrAccepted: &one}); err != nil {
 						b.Fatal(err)
 					}
 				}
-				if err := kerneltest.DialGenl(b, top.Client).AddEndpoint(genl.Endpoint{
+				if err := harness.DialGenl(b, top.Client).AddEndpoint(genl.Endpoint{
 					Addr: l2.ClientV4, Flags: genl.FlagSubflow, Ifindex: top.Client.LinkIndex(b, l2.ClientIf)}); err != nil {
 					b.Fatal(err)
 				}
 			}
 			// Stamp events as they arrive, on a goroutine of their own.
-			sub, err := kerneltest.DialGenl(b, top.Client).Subscribe(&genl.SubscribeOptions{ReadBuffer: 1 << 20})
+			sub, err := harness.DialGenl(b, top.Client).Subscribe(&genl.SubscribeOptions{ReadBuffer: 1 << 20})
 			if err != nil {
 				b.Fatal(err)
 			}
@@ -428,13 +427,13 @@ func BenchmarkKernelJoinLatency(b *testing.B) {
 			lat := make([]time.Duration, 0, b.N)
 			b.ResetTimer()
 			for range b.N {
-				ctx, cancel := context.WithTimeout(context.Background(), kerneltest.Timeout)
-				conn, srv := kerneltest.Connect(ctx, b, top.Client, l1.ClientV4.String(), ln, raddr)
+				ctx, cancel := context.WithTimeout(context.Background(), harness.Timeout)
+				conn, srv := harness.Connect(ctx, b, top.Client, l1.ClientV4.String(), ln, raddr)
 				cancel()
-				kerneltest.Exchange(b, conn, srv, "x")
+				harness.Exchange(b, conn, srv, "x")
 				var token uint32
 				var estAt time.Time
-				deadline := time.After(kerneltest.Timeout)
+				deadline := time.After(harness.Timeout)
 			wait:
 				for {
 					select {
@@ -444,7 +443,7 @@ func BenchmarkKernelJoinLatency(b *testing.B) {
 						}
 						switch e := s.ev.(type) {
 						case *genl.Established:
-							if kerneltest.Unmap(e.Local) == conn.LocalAddr().(*net.TCPAddr).AddrPort() {
+							if harness.Unmap(e.Local) == conn.LocalAddr().(*net.TCPAddr).AddrPort() {
 								token, estAt = e.Token, s.at
 							}
 						case *genl.SubflowEstablished:
@@ -454,7 +453,7 @@ func BenchmarkKernelJoinLatency(b *testing.B) {
 							}
 						}
 					case <-deadline:
-						b.Fatalf("connection %d: no second subflow within %v", len(lat), kerneltest.Timeout)
+						b.Fatalf("connection %d: no second subflow within %v", len(lat), harness.Timeout)
 					}
 				}
 				_ = conn.Close()

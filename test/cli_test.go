@@ -132,7 +132,7 @@ func TestCLINamespaceOption(t *testing.T) {
 		t.Errorf("limits show in %s = %q, want the defaults", nsB.Name, out)
 	}
 	// The change really went to A: check with the genl client.
-	eps, err := dialGenl(t, nsA).Endpoints()
+	eps, err := harness.DialGenl(t, nsA).Endpoints()
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -56,7 +56,7 @@ func newDaemonSetup(t *testing.T, mainExtra string, ifaces map[string]string) *d
 	for name, text := range ifaces {
 		s.writeIface(t, name, text)
 	}
-	s.gc = dialGenl(t, s.ns)
+	s.gc = harness.DialGenl(t, s.ns)
 	return s
 }
 

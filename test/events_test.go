@@ -45,7 +45,7 @@ type connScenario struct {
 func newConnScenario(t *testing.T) *connScenario {
 	t.Helper()
 	top := harness.Pair(t, 2)
-	s := &connScenario{top: top, client: dialGenl(t, top.Client), server: dialGenl(t, top.Server)}
+	s := &connScenario{top: top, client: harness.DialGenl(t, top.Client), server: harness.DialGenl(t, top.Server)}
 	l2 := top.Links[1]
 	s.clientIfindex = top.Client.LinkIndex(t, l2.ClientIf)
 	for side, c := range map[string]*genl.Client{"client": s.client, "server": s.server} {
@@ -85,7 +85,7 @@ type scenarioTokens struct {
 // run makes the connection and walks it through every event type,
 // asserting on each event in the two logs, which must have been subscribed
 // before. It returns the tokens.
-func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
+func (s *connScenario) run(t *testing.T, cl, sl *harness.EventLog) scenarioTokens {
 	t.Helper()
 	l1, l2 := s.top.Links[0], s.top.Links[1]
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
@@ -94,13 +94,13 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 	// Listener: the kernel reports every MPTCP listener.
 	ln := s.top.Server.ListenMPTCP(t, netip.AddrPortFrom(l1.ServerV4, 0).String())
 	lnAddr := ln.Addr().(*net.TCPAddr).AddrPort()
-	sl.waitFor(t, 0, "LISTENER_CREATED of the test's listener "+lnAddr.String(), func(ev genl.Event) bool {
+	sl.WaitFor(t, 0, "LISTENER_CREATED of the test's listener "+lnAddr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.ListenerCreated)
 		return ok && e.Local == lnAddr
 	})
 
 	// Connection over link 1.
-	conn, srv := connect(ctx, t, s.top.Client, l1.ClientV4.String(), ln, lnAddr.String())
+	conn, srv := harness.Connect(ctx, t, s.top.Client, l1.ClientV4.String(), ln, lnAddr.String())
 	deadline := time.Now().Add(testTimeout)
 	_ = conn.SetDeadline(deadline)
 	_ = srv.SetDeadline(deadline)
@@ -114,7 +114,7 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 	// on each side from now on.
 	var tok scenarioTokens
 	for _, side := range []struct {
-		log           *eventLog
+		log           *harness.EventLog
 		local, remote netip.AddrPort
 		serverSide    bool
 		token         *uint32
@@ -123,7 +123,7 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 		{sl, lnAddr, clientAddr, true, &tok.server},
 	} {
 		for _, typ := range []genl.EventType{genl.EventCreated, genl.EventEstablished} {
-			ev := side.log.waitFor(t, 0, fmt.Sprintf("%v of %s -> %s", typ, side.local, side.remote), func(ev genl.Event) bool {
+			ev := side.log.WaitFor(t, 0, fmt.Sprintf("%v of %s -> %s", typ, side.local, side.remote), func(ev genl.Event) bool {
 				var c genl.Connection
 				switch e := ev.(type) {
 				case *genl.Created:
@@ -137,12 +137,12 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 			})
 			f := ev.Fields()
 			if f.Token == 0 || !f.Present.Has(genl.AttrToken) {
-				t.Errorf("%s: %s has no token", side.log.label, describeEvent(ev))
+				t.Errorf("%s: %s has no token", side.log.Label(), harness.Describe(ev))
 			}
 			if *side.token == 0 {
 				*side.token = f.Token
 			} else if f.Token != *side.token {
-				t.Errorf("%s: %s: token differs from CREATED's %08x", side.log.label, describeEvent(ev), *side.token)
+				t.Errorf("%s: %s: token differs from CREATED's %08x", side.log.Label(), harness.Describe(ev), *side.token)
 			}
 			var serverSide bool
 			switch e := ev.(type) {
@@ -152,26 +152,26 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 				serverSide = e.ServerSide
 			}
 			if serverSide != side.serverSide {
-				t.Errorf("%s: %s: ServerSide = %v, want %v", side.log.label, describeEvent(ev), serverSide, side.serverSide)
+				t.Errorf("%s: %s: ServerSide = %v, want %v", side.log.Label(), harness.Describe(ev), serverSide, side.serverSide)
 			}
 		}
 	}
 
 	// The client learns the server's link-2 address.
-	ann := cl.waitFor(t, 0, fmt.Sprintf("ANNOUNCED of %s id %d", l2.ServerV4, s.serverEP.ID), func(ev genl.Event) bool {
+	ann := cl.WaitFor(t, 0, fmt.Sprintf("ANNOUNCED of %s id %d", l2.ServerV4, s.serverEP.ID), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.Announced)
 		return ok && e.Remote.Addr() == l2.ServerV4
 	}).(*genl.Announced)
 	if ann.Token != tok.client || ann.RemoteID != s.serverEP.ID {
-		t.Errorf("client: %s: want token %08x remid %d", describeEvent(ann), tok.client, s.serverEP.ID)
+		t.Errorf("client: %s: want token %08x remid %d", harness.Describe(ann), tok.client, s.serverEP.ID)
 	}
 	if p := ann.Remote.Port(); p != 0 && p != lnAddr.Port() {
-		t.Errorf("client: %s: port %d is neither absent nor the connection's %d", describeEvent(ann), p, lnAddr.Port())
+		t.Errorf("client: %s: port %d is neither absent nor the connection's %d", harness.Describe(ann), p, lnAddr.Port())
 	}
 
 	// The client's subflow endpoint opens a subflow over link 2 to the
 	// server's initial address; both ends report it.
-	csub := cl.waitFor(t, 0, fmt.Sprintf("SUB_ESTABLISHED from the subflow endpoint %s", s.clientEP.Addr), func(ev genl.Event) bool {
+	csub := cl.WaitFor(t, 0, fmt.Sprintf("SUB_ESTABLISHED from the subflow endpoint %s", s.clientEP.Addr), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
 		return ok && e.Local.Addr() == s.clientEP.Addr && e.Remote == lnAddr
 	}).(*genl.SubflowEstablished)
@@ -181,10 +181,10 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 		Ifindex: s.clientIfindex,
 	})
 	if csub.Local.Port() == 0 {
-		t.Errorf("client: %s has no source port", describeEvent(csub))
+		t.Errorf("client: %s has no source port", harness.Describe(csub))
 	}
 	joined := csub.Local // the subflow's client end
-	ssub := sl.waitFor(t, 0, "SUB_ESTABLISHED of the join from "+joined.String(), func(ev genl.Event) bool {
+	ssub := sl.WaitFor(t, 0, "SUB_ESTABLISHED of the join from "+joined.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
 		return ok && e.Remote == joined
 	}).(*genl.SubflowEstablished)
@@ -196,23 +196,23 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 	// listener's port; the listener is bound to the link-1 address, so the
 	// server refuses it. Waiting for its end also keeps it from being the
 	// subflow that gets the MP_PRIO below.
-	refused := cl.waitFor(t, 0, "SUB_CLOSED of the refused join to "+l2.ServerV4.String(), func(ev genl.Event) bool {
+	refused := cl.WaitFor(t, 0, "SUB_CLOSED of the refused join to "+l2.ServerV4.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowClosed)
 		return ok && e.Remote.Addr() == l2.ServerV4
 	}).(*genl.SubflowClosed)
 	if refused.Token != tok.client || refused.Remote.Port() != lnAddr.Port() || refused.RemoteID != s.serverEP.ID ||
 		!refused.Attrs.Has(genl.AttrError) || unix.Errno(refused.Error) != unix.ECONNREFUSED {
 		t.Errorf("client: %s: want token %08x, remote port %d, remid %d and error %d (ECONNREFUSED)",
-			describeEvent(refused), tok.client, lnAddr.Port(), s.serverEP.ID, unix.ECONNREFUSED)
+			harness.Describe(refused), tok.client, lnAddr.Port(), s.serverEP.ID, unix.ECONNREFUSED)
 	}
 
 	// Backup: the client's endpoint changes, it sends MP_PRIO on the
 	// subflow, and the server reports the new priority.
-	mark := sl.mark()
+	mark := sl.Mark()
 	if err := s.client.SetEndpointFlags(genl.Endpoint{ID: s.clientEP.ID}, genl.FlagBackup); err != nil {
 		t.Fatalf("client: SetEndpointFlags(id %d, backup): %v", s.clientEP.ID, err)
 	}
-	prio := sl.waitFor(t, mark, "SUB_PRIORITY of the join from "+joined.String(), func(ev genl.Event) bool {
+	prio := sl.WaitFor(t, mark, "SUB_PRIORITY of the join from "+joined.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowPriority)
 		return ok && e.Remote == joined
 	}).(*genl.SubflowPriority)
@@ -225,29 +225,29 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 	// the address.
 	portEP := addEndpoint(t, "server", s.server, genl.Endpoint{Addr: l1.ServerV4, Port: listenerPort, Flags: genl.FlagSignal})
 	portAddr := netip.AddrPortFrom(l1.ServerV4, listenerPort)
-	sl.waitFor(t, mark, "LISTENER_CREATED of the port endpoint "+portAddr.String(), func(ev genl.Event) bool {
+	sl.WaitFor(t, mark, "LISTENER_CREATED of the port endpoint "+portAddr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.ListenerCreated)
 		return ok && e.Local == portAddr
 	})
-	portAnn := cl.waitFor(t, 0, "ANNOUNCED of the port endpoint "+portAddr.String(), func(ev genl.Event) bool {
+	portAnn := cl.WaitFor(t, 0, "ANNOUNCED of the port endpoint "+portAddr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.Announced)
 		return ok && e.Remote == portAddr
 	}).(*genl.Announced)
 	if portAnn.Token != tok.client || portAnn.RemoteID != portEP.ID {
-		t.Errorf("client: %s: want token %08x remid %d", describeEvent(portAnn), tok.client, portEP.ID)
+		t.Errorf("client: %s: want token %08x remid %d", harness.Describe(portAnn), tok.client, portEP.ID)
 	}
-	cmark := cl.mark()
+	cmark := cl.Mark()
 	if err := s.server.DeleteEndpoint(portEP.ID); err != nil {
 		t.Fatalf("server: DeleteEndpoint(%d): %v", portEP.ID, err)
 	}
-	sl.waitFor(t, mark, "LISTENER_CLOSED of the port endpoint "+portAddr.String(), func(ev genl.Event) bool {
+	sl.WaitFor(t, mark, "LISTENER_CLOSED of the port endpoint "+portAddr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.ListenerClosed)
 		return ok && e.Local == portAddr
 	})
 	waitRemoved(t, cl, cmark, tok.client, portEP.ID)
 
 	// The server withdraws its link-2 address: REMOVED on the client.
-	cmark = cl.mark()
+	cmark = cl.Mark()
 	if err := s.server.DeleteEndpoint(s.serverEP.ID); err != nil {
 		t.Fatalf("server: DeleteEndpoint(%d): %v", s.serverEP.ID, err)
 	}
@@ -255,11 +255,11 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 
 	// "delete id 0 ADDRESS" closes the initial subflow; the connection
 	// lives on over link 2.
-	cmark, smark := cl.mark(), sl.mark()
+	cmark, smark := cl.Mark(), sl.Mark()
 	if err := s.client.DeleteEndpointAddr(0, l1.ClientV4); err != nil {
 		t.Fatalf("client: DeleteEndpointAddr(0, %s): %v", l1.ClientV4, err)
 	}
-	initial := cl.waitFor(t, cmark, "SUB_CLOSED of the initial subflow "+clientAddr.String(), func(ev genl.Event) bool {
+	initial := cl.WaitFor(t, cmark, "SUB_CLOSED of the initial subflow "+clientAddr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowClosed)
 		return ok && e.Local == clientAddr
 	}).(*genl.SubflowClosed)
@@ -271,11 +271,11 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 
 	// Deleting the client's endpoint closes its subflow and withdraws the
 	// address from the server.
-	cmark, smark = cl.mark(), sl.mark()
+	cmark, smark = cl.Mark(), sl.Mark()
 	if err := s.client.DeleteEndpoint(s.clientEP.ID); err != nil {
 		t.Fatalf("client: DeleteEndpoint(%d): %v", s.clientEP.ID, err)
 	}
-	closed := cl.waitFor(t, cmark, "SUB_CLOSED of the subflow "+joined.String(), func(ev genl.Event) bool {
+	closed := cl.WaitFor(t, cmark, "SUB_CLOSED of the subflow "+joined.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowClosed)
 		return ok && e.Local == joined
 	}).(*genl.SubflowClosed)
@@ -285,44 +285,44 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 		Token: tok.client, LocalID: s.clientEP.ID, Local: joined, Remote: lnAddr, Ifindex: s.clientIfindex,
 	})
 	waitRemoved(t, sl, smark, tok.server, s.clientEP.ID)
-	sl.waitFor(t, smark, "SUB_CLOSED of the join from "+joined.String(), func(ev genl.Event) bool {
+	sl.WaitFor(t, smark, "SUB_CLOSED of the join from "+joined.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowClosed)
 		return ok && e.Remote == joined && e.Token == tok.server
 	})
 
 	// Closing: CLOSED on both sides.
-	cmark, smark = cl.mark(), sl.mark()
+	cmark, smark = cl.Mark(), sl.Mark()
 	_ = conn.Close()
 	_ = srv.Close()
 	for _, side := range []struct {
-		log   *eventLog
+		log   *harness.EventLog
 		mark  int
 		token uint32
 	}{{cl, cmark, tok.client}, {sl, smark, tok.server}} {
-		side.log.waitFor(t, side.mark, fmt.Sprintf("CLOSED of token %08x", side.token), func(ev genl.Event) bool {
+		side.log.WaitFor(t, side.mark, fmt.Sprintf("CLOSED of token %08x", side.token), func(ev genl.Event) bool {
 			e, ok := ev.(*genl.Closed)
 			return ok && e.Token == side.token
 		})
 	}
 	// The test's listener goes too.
 	_ = ln.Close()
-	sl.waitFor(t, smark, "LISTENER_CLOSED of the test's listener "+lnAddr.String(), func(ev genl.Event) bool {
+	sl.WaitFor(t, smark, "LISTENER_CLOSED of the test's listener "+lnAddr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.ListenerClosed)
 		return ok && e.Local == lnAddr
 	})
 
 	// One connection per side: every event with a token has that side's.
 	for _, side := range []struct {
-		log   *eventLog
+		log   *harness.EventLog
 		token uint32
 	}{{cl, tok.client}, {sl, tok.server}} {
-		for _, ev := range side.log.seen {
+		for _, ev := range side.log.Seen() {
 			f := ev.Fields()
 			if f.Present.Has(genl.AttrToken) != (ev.Type() != genl.EventListenerCreated && ev.Type() != genl.EventListenerClosed) {
-				t.Errorf("%s: %s: a token is expected on connection events only", side.log.label, describeEvent(ev))
+				t.Errorf("%s: %s: a token is expected on connection events only", side.log.Label(), harness.Describe(ev))
 			}
 			if f.Present.Has(genl.AttrToken) && f.Token != side.token {
-				t.Errorf("%s: %s: token differs from the connection's %08x", side.log.label, describeEvent(ev), side.token)
+				t.Errorf("%s: %s: token differs from the connection's %08x", side.log.Label(), harness.Describe(ev), side.token)
 			}
 		}
 	}
@@ -330,9 +330,9 @@ func (s *connScenario) run(t *testing.T, cl, sl *eventLog) scenarioTokens {
 }
 
 // waitRemoved waits for REMOVED of id on the connection token.
-func waitRemoved(t *testing.T, l *eventLog, from int, token uint32, id uint8) {
+func waitRemoved(t *testing.T, l *harness.EventLog, from int, token uint32, id uint8) {
 	t.Helper()
-	l.waitFor(t, from, fmt.Sprintf("REMOVED token=%08x remid=%d", token, id), func(ev genl.Event) bool {
+	l.WaitFor(t, from, fmt.Sprintf("REMOVED token=%08x remid=%d", token, id), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.Removed)
 		return ok && e.Token == token && e.RemoteID == id && e.Attrs.Has(genl.AttrRemID)
 	})
@@ -379,11 +379,11 @@ var allEventTypes = []genl.EventType{
 
 // checkAllTypesSeen fails the test unless every event type appears in the
 // logs together.
-func checkAllTypesSeen(t *testing.T, logs ...*eventLog) {
+func checkAllTypesSeen(t *testing.T, logs ...*harness.EventLog) {
 	t.Helper()
 	seen := map[genl.EventType]bool{}
 	for _, l := range logs {
-		for _, ev := range l.seen {
+		for _, ev := range l.Seen() {
 			seen[ev.Type()] = true
 		}
 	}
@@ -394,7 +394,7 @@ func checkAllTypesSeen(t *testing.T, logs ...*eventLog) {
 	}
 	if t.Failed() {
 		for _, l := range logs {
-			t.Logf("%s events:\n%s", l.label, l.dump())
+			t.Logf("%s events:\n%s", l.Label(), l.Dump())
 		}
 	}
 }
@@ -403,7 +403,7 @@ func TestEventsGenl(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
 	s := newConnScenario(t)
-	cl, sl := subscribe(t, s.top.Client, "client"), subscribe(t, s.top.Server, "server")
+	cl, sl := harness.Subscribe(t, s.top.Client, "client"), harness.Subscribe(t, s.top.Server, "server")
 	s.run(t, cl, sl)
 	checkAllTypesSeen(t, cl, sl)
 }

@@ -27,7 +27,7 @@ var allCommands = []genl.Command{
 func TestGenlFeatureDetection(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
-	c := dialGenl(t, harness.NewNS(t))
+	c := harness.DialGenl(t, harness.NewNS(t))
 
 	for _, cmd := range allCommands {
 		if !c.Supports(cmd) {
@@ -70,7 +70,7 @@ func TestGenlEndpoints(t *testing.T) {
 	// local address.
 	ns.AddAddr(t, "vetha", "10.9.0.1/24")
 	ifindex := ns.LinkIndex(t, "vetha")
-	c := dialGenl(t, ns)
+	c := harness.DialGenl(t, ns)
 
 	if got, err := c.Endpoints(); err != nil || len(got) != 0 {
 		t.Fatalf("Endpoints() in a fresh namespace = %v, %v; want none", got, err)
@@ -215,7 +215,7 @@ func TestGenlEndpoints(t *testing.T) {
 func TestGenlLimits(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
-	c := dialGenl(t, harness.NewNS(t))
+	c := harness.DialGenl(t, harness.NewNS(t))
 
 	steps := []struct {
 		name   string
@@ -253,7 +253,7 @@ func TestGenlErrors(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
 	ns := harness.NewNS(t)
-	c := dialGenl(t, ns)
+	c := harness.DialGenl(t, ns)
 	for _, ep := range []genl.Endpoint{
 		{Addr: addr("10.0.1.1")},                                  // id 1
 		{Addr: addr("fd00:1::1"), Flags: genl.FlagSignal},         // id 2
@@ -449,7 +449,7 @@ func TestGenlErrors(t *testing.T) {
 func TestGenlTooManyEndpoints(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
-	c := dialGenl(t, harness.NewNS(t))
+	c := harness.DialGenl(t, harness.NewNS(t))
 	for i := 1; i <= genl.MaxEndpoints; i++ {
 		ep := genl.Endpoint{Addr: addr(fmt.Sprintf("10.0.1.%d", i)), Flags: genl.FlagSignal}
 		if err := c.AddEndpoint(ep); err != nil {
@@ -483,8 +483,8 @@ func TestGenlNamespaceIsolation(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
 	nsA, nsB := harness.NewNS(t), harness.NewNS(t)
-	a := dialGenl(t, nsA)
-	b := dialGenl(t, nsB)
+	a := harness.DialGenl(t, nsA)
+	b := harness.DialGenl(t, nsB)
 	byFD, err := genl.Dial(&genl.Config{NetNSFD: int(nsB.NsHandle)})
 	if err != nil {
 		t.Fatalf("genl.Dial(NetNSFD of %s): %v", nsB.Name, err)

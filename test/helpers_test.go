@@ -5,7 +5,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 	"github.com/google/go-cmp/cmp"
 	"github.com/google/go-cmp/cmp/cmpopts"
 
-	"github.com/mptcpd-go/mptcpd-go/genl"
 	"github.com/mptcpd-go/mptcpd-go/test/harness"
 )
 
@@ -34,16 +32,6 @@ const (
 )
 
 // dialGenl returns a genl client bound to the namespace by name, closed
-// when the test ends.
-func dialGenl(t testing.TB, ns *harness.NS) *genl.Client {
-	t.Helper()
-	c, err := genl.Dial(&genl.Config{NetNS: ns.Name})
-	if err != nil {
-		t.Fatalf("genl.Dial(NetNS %s): %v", ns.Name, err)
-	}
-	t.Cleanup(func() { _ = c.Close() })
-	return c
-}
 
 // cmpNetip lets cmp compare the net/netip types, which have unexported
 // fields, with ==.
@@ -142,35 +130,4 @@ func indent(s string) string {
 		return "\t(empty)"
 	}
 	return "\t" + strings.ReplaceAll(strings.TrimSuffix(s, "\n"), "\n", "\n\t")
-}
-
-// connect dials ln (at raddr) from laddr inside ns with MPTCP and returns
-// both ends of the connection; the server end is closed when the test
-// ends (the client end by the harness).
-func connect(ctx context.Context, t *testing.T, ns *harness.NS, laddr string, ln net.Listener, raddr string) (client, server net.Conn) {
-	t.Helper()
-	type accepted struct {
-		c   net.Conn
-		err error
-	}
-	ch := make(chan accepted, 1) // buffered: the goroutine never blocks
-	go func() {
-		c, err := ln.Accept()
-		ch <- accepted{c, err}
-	}()
-	client, err := ns.DialMPTCP(ctx, t, laddr, raddr)
-	if err != nil {
-		t.Fatalf("connecting: %v", err)
-	}
-	var a accepted
-	select {
-	case a = <-ch:
-	case <-ctx.Done():
-		t.Fatalf("the server accepted no connection: %v", ctx.Err())
-	}
-	if a.err != nil {
-		t.Fatalf("accepting: %v", a.err)
-	}
-	t.Cleanup(func() { _ = a.c.Close() })
-	return client, a.c
 }

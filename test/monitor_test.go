@@ -154,17 +154,17 @@ func waitMonitorJoined(t *testing.T, m *monitorProc, c *genl.Client, a netip.Add
 // barrier makes a listener blip and waits until both the API log and the
 // monitor have it: then both have seen the same events. It returns the
 // position of the barrier's LISTENER_CLOSED in the log.
-func barrier(t *testing.T, l *eventLog, m *monitorProc, c *genl.Client, a netip.Addr) int {
+func barrier(t *testing.T, l *harness.EventLog, m *monitorProc, c *genl.Client, a netip.Addr) int {
 	t.Helper()
-	from := l.mark()
+	from := l.Mark()
 	listenerBlip(t, c, a, barrierPort)
 	want := netip.AddrPortFrom(a, barrierPort)
-	l.waitFor(t, from, "LISTENER_CLOSED of the barrier "+want.String(), func(ev genl.Event) bool {
+	l.WaitFor(t, from, "LISTENER_CLOSED of the barrier "+want.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.ListenerClosed)
 		return ok && e.Local == want
 	})
-	idx := len(l.seen) - 1
-	for l.seen[idx].Type() != genl.EventListenerClosed {
+	idx := len(l.Seen()) - 1
+	for l.Seen()[idx].Type() != genl.EventListenerClosed {
 		idx--
 	}
 	// Both the text (" sport=N") and the JSON ("sport":N) forms.
@@ -464,7 +464,7 @@ func TestEventsMonitor(t *testing.T) {
 				c     *genl.Client
 				a     netip.Addr // for the probe and barrier listeners
 				mon   *monitorProc
-				log   *eventLog
+				log   *harness.EventLog
 			}{
 				{label: "client", ns: s.top.Client, c: s.client, a: l1.ClientV4},
 				{label: "server", ns: s.top.Server, c: s.server, a: l1.ServerV4},
@@ -474,7 +474,7 @@ func TestEventsMonitor(t *testing.T) {
 			}
 			for i := range sides {
 				waitMonitorJoined(t, sides[i].mon, sides[i].c, sides[i].a)
-				sides[i].log = subscribe(t, sides[i].ns, sides[i].label)
+				sides[i].log = harness.Subscribe(t, sides[i].ns, sides[i].label)
 			}
 			tok := s.run(t, sides[0].log, sides[1].log)
 
@@ -486,7 +486,7 @@ func TestEventsMonitor(t *testing.T) {
 					recs = recs[1:]
 				}
 				var want []string
-				for _, ev := range side.log.seen[:last+1] {
+				for _, ev := range side.log.Seen()[:last+1] {
 					want = append(want, mode.format(ev, ifnames(side.ns)))
 				}
 				if len(recs) > len(want) {

@@ -26,7 +26,7 @@ import (
 type usScenario struct {
 	top    *harness.Topology
 	s      *daemonSetup
-	cl     *eventLog
+	cl     *harness.EventLog
 	conn   net.Conn
 	srv    net.Conn
 	token  uint32 // the client's
@@ -50,9 +50,9 @@ func newUSScenario(t *testing.T, mainExtra string) *usScenario {
 	s.state = filepath.Join(s.dir, "state.json")
 	s.writeMain(t, mainExtra)
 	s.writeIface(t, "10-veth.toml", usVethFile)
-	s.gc = dialGenl(t, top.Client)
+	s.gc = harness.DialGenl(t, top.Client)
 	waitRunning(t, top.Client, top.Links[0].ClientIf, top.Links[1].ClientIf)
-	return &usScenario{top: top, s: s, cl: subscribe(t, top.Client, "client")}
+	return &usScenario{top: top, s: s, cl: harness.Subscribe(t, top.Client, "client")}
 }
 
 // pmSysctl is the sysctl that selects the path manager on this kernel.
@@ -81,7 +81,7 @@ func (u *usScenario) connect(t *testing.T) {
 		}
 		accepted <- c
 	}()
-	mark := u.cl.mark()
+	mark := u.cl.Mark()
 	conn, err := u.top.Client.DialMPTCP(ctx, t, l1.ClientV4.String()+":0", u.server.String())
 	if err != nil {
 		t.Fatalf("dial %s: %v", u.server, err)
@@ -94,7 +94,7 @@ func (u *usScenario) connect(t *testing.T) {
 	u.conn, u.srv = conn, srv
 	exchange(t, conn, srv, "hello")
 	local := conn.LocalAddr().(*net.TCPAddr).AddrPort()
-	ev := u.cl.waitFor(t, mark, "ESTABLISHED "+local.String(), func(ev genl.Event) bool {
+	ev := u.cl.WaitFor(t, mark, "ESTABLISHED "+local.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.Established)
 		return ok && e.Local.Addr().Unmap() == local.Addr() && e.Local.Port() == local.Port()
 	})
@@ -104,7 +104,7 @@ func (u *usScenario) connect(t *testing.T) {
 // joinFrom waits for the client's SUB_ESTABLISHED from addr.
 func (u *usScenario) joinFrom(t *testing.T, addr netip.Addr) *genl.SubflowEstablished {
 	t.Helper()
-	return u.cl.waitFor(t, 0, "SUB_ESTABLISHED from "+addr.String(), func(ev genl.Event) bool {
+	return u.cl.WaitFor(t, 0, "SUB_ESTABLISHED from "+addr.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
 		return ok && e.Token == u.token && e.Local.Addr().Unmap() == addr
 	}).(*genl.SubflowEstablished)

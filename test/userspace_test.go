@@ -47,7 +47,7 @@ type userspacePM interface {
 // genlPM is userspacePM through the genl API.
 type genlPM struct{}
 
-func (genlPM) client(t *testing.T, ns *harness.NS) *genl.Client { return dialGenl(t, ns) }
+func (genlPM) client(t *testing.T, ns *harness.NS) *genl.Client { return harness.DialGenl(t, ns) }
 
 func (g genlPM) announce(t *testing.T, ns *harness.NS, token uint32, local genl.Endpoint) {
 	t.Helper()
@@ -218,7 +218,7 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	top := harness.Pair(t, 2)
 	useUserspacePM(t, top.Client)
 	useUserspacePM(t, top.Server)
-	cl, sl := subscribe(t, top.Client, "client"), subscribe(t, top.Server, "server")
+	cl, sl := harness.Subscribe(t, top.Client, "client"), harness.Subscribe(t, top.Server, "server")
 	l1, l2 := top.Links[0], top.Links[1]
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
@@ -230,7 +230,7 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	ln := top.Server.ListenMPTCP(t, ":0")
 	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
 	serverAddr := netip.AddrPortFrom(l1.ServerV4, port)
-	conn, srv := connect(ctx, t, top.Client, l1.ClientV4.String(), ln, serverAddr.String())
+	conn, srv := harness.Connect(ctx, t, top.Client, l1.ClientV4.String(), ln, serverAddr.String())
 	deadline := time.Now().Add(testTimeout)
 	_ = conn.SetDeadline(deadline)
 	_ = srv.SetDeadline(deadline)
@@ -239,8 +239,8 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 
 	// The tokens, from ESTABLISHED: the userspace path manager may act
 	// only once the connection is established.
-	token := func(l *eventLog, local netip.AddrPort) uint32 {
-		ev := l.waitFor(t, 0, "ESTABLISHED from "+local.String(), func(ev genl.Event) bool {
+	token := func(l *harness.EventLog, local netip.AddrPort) uint32 {
+		ev := l.WaitFor(t, 0, "ESTABLISHED from "+local.String(), func(ev genl.Event) bool {
 			e, ok := ev.(*genl.Established)
 			return ok && unmap(e.Local) == local
 		})
@@ -251,12 +251,12 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	// ANNOUNCE: the server's link-2 address as id 2.
 	const serverID, clientID = 2, 3
 	pm.announce(t, top.Server, stok, genl.Endpoint{ID: serverID, Addr: l2.ServerV4})
-	ann := cl.waitFor(t, 0, fmt.Sprintf("ANNOUNCED of %s", l2.ServerV4), func(ev genl.Event) bool {
+	ann := cl.WaitFor(t, 0, fmt.Sprintf("ANNOUNCED of %s", l2.ServerV4), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.Announced)
 		return ok && e.Remote.Addr() == l2.ServerV4
 	}).(*genl.Announced)
 	if ann.Token != ctok || ann.RemoteID != serverID {
-		t.Errorf("client: %s: want token %08x remid %d", describeEvent(ann), ctok, serverID)
+		t.Errorf("client: %s: want token %08x remid %d", harness.Describe(ann), ctok, serverID)
 	}
 	// The server's path manager keeps the announced address.
 	pm.checkLocal(t, top.Server, stok, genl.Endpoint{ID: serverID, Addr: l2.ServerV4, Flags: genl.FlagSignal})
@@ -264,7 +264,7 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	// SUBFLOW_CREATE from the client's link-2 address to the server's.
 	remote := netip.AddrPortFrom(l2.ServerV4, port)
 	pm.createSubflow(t, top.Client, ctok, genl.Endpoint{ID: clientID, Addr: l2.ClientV4}, remote)
-	est := cl.waitFor(t, 0, "SUB_ESTABLISHED to "+remote.String(), func(ev genl.Event) bool {
+	est := cl.WaitFor(t, 0, "SUB_ESTABLISHED to "+remote.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
 		return ok && e.Remote == remote
 	}).(*genl.SubflowEstablished)
@@ -272,7 +272,7 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	checkSubflow(t, "client", est.Subflow, genl.Subflow{
 		Token: ctok, LocalID: clientID, RemoteID: serverID, Local: netip.AddrPortFrom(l2.ClientV4, local.Port()), Remote: remote,
 	})
-	sest := sl.waitFor(t, 0, "SUB_ESTABLISHED from "+local.String(), func(ev genl.Event) bool {
+	sest := sl.WaitFor(t, 0, "SUB_ESTABLISHED from "+local.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowEstablished)
 		return ok && unmap(e.Remote) == local
 	}).(*genl.SubflowEstablished)
@@ -282,9 +282,9 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	pm.checkLocal(t, top.Client, ctok, genl.Endpoint{ID: clientID, Addr: l2.ClientV4, Flags: genl.FlagSubflow})
 
 	// SET backup: MP_PRIO on the subflow, reported by the server.
-	smark := sl.mark()
+	smark := sl.Mark()
 	pm.setBackup(t, top.Client, ctok, local, remote, true)
-	prio := sl.waitFor(t, smark, "SUB_PRIORITY from "+local.String(), func(ev genl.Event) bool {
+	prio := sl.WaitFor(t, smark, "SUB_PRIORITY from "+local.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowPriority)
 		return ok && unmap(e.Remote) == local
 	}).(*genl.SubflowPriority)
@@ -294,36 +294,36 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	pm.checkLocal(t, top.Client, ctok, genl.Endpoint{ID: clientID, Addr: l2.ClientV4, Flags: genl.FlagSubflow | genl.FlagBackup})
 
 	// SUBFLOW_DESTROY: SUB_CLOSED on both ends.
-	cmark, smark := cl.mark(), sl.mark()
+	cmark, smark := cl.Mark(), sl.Mark()
 	pm.destroySubflow(t, top.Client, ctok, local, remote)
-	closed := cl.waitFor(t, cmark, "SUB_CLOSED of "+local.String(), func(ev genl.Event) bool {
+	closed := cl.WaitFor(t, cmark, "SUB_CLOSED of "+local.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowClosed)
 		return ok && e.Local == local
 	}).(*genl.SubflowClosed)
 	checkSubflow(t, "client", closed.Subflow, genl.Subflow{
 		Token: ctok, LocalID: clientID, RemoteID: serverID, Local: local, Remote: remote,
 	})
-	sl.waitFor(t, smark, "SUB_CLOSED from "+local.String(), func(ev genl.Event) bool {
+	sl.WaitFor(t, smark, "SUB_CLOSED from "+local.String(), func(ev genl.Event) bool {
 		e, ok := ev.(*genl.SubflowClosed)
 		return ok && unmap(e.Remote) == local && e.Token == stok
 	})
 
 	// REMOVE: the server withdraws id 2.
-	cmark = cl.mark()
+	cmark = cl.Mark()
 	pm.remove(t, top.Server, stok, serverID)
 	waitRemoved(t, cl, cmark, ctok, serverID)
 
 	// The connection still works over its first subflow.
 	exchange(t, conn, srv, "still there")
-	cmark, smark = cl.mark(), sl.mark()
+	cmark, smark = cl.Mark(), sl.Mark()
 	_ = conn.Close()
 	_ = srv.Close()
 	for _, side := range []struct {
-		log   *eventLog
+		log   *harness.EventLog
 		mark  int
 		token uint32
 	}{{cl, cmark, ctok}, {sl, smark, stok}} {
-		side.log.waitFor(t, side.mark, fmt.Sprintf("CLOSED of token %08x", side.token), func(ev genl.Event) bool {
+		side.log.WaitFor(t, side.mark, fmt.Sprintf("CLOSED of token %08x", side.token), func(ev genl.Event) bool {
 			e, ok := ev.(*genl.Closed)
 			return ok && e.Token == side.token
 		})

@@ -17,7 +17,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/mptcpd-go/mptcpd-go/genl"
-	"github.com/mptcpd-go/mptcpd-go/pathmgr/internal/kerneltest"
 	"github.com/mptcpd-go/mptcpd-go/test/harness"
 )
 
@@ -32,24 +31,24 @@ func TestKernelListsConnection(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
 	top := harness.Pair(t, 2)
-	kerneltest.UseUserspacePM(t, top.Client)
-	kerneltest.UseUserspacePM(t, top.Server)
-	cl, sl := kerneltest.Subscribe(t, top.Client, "client"), kerneltest.Subscribe(t, top.Server, "server")
+	harness.UseUserspacePM(t, top.Client)
+	harness.UseUserspacePM(t, top.Server)
+	cl, sl := harness.Subscribe(t, top.Client, "client"), harness.Subscribe(t, top.Server, "server")
 	l1, l2 := top.Links[0], top.Links[1]
-	ctx, cancel := context.WithTimeout(t.Context(), kerneltest.Timeout)
+	ctx, cancel := context.WithTimeout(t.Context(), harness.Timeout)
 	defer cancel()
 
 	ln := top.Server.ListenMPTCP(t, "0.0.0.0:0")
 	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
 	serverAddr := netip.AddrPortFrom(l1.ServerV4, port)
-	conn, srv := kerneltest.Connect(ctx, t, top.Client, l1.ClientV4.String(), ln, serverAddr.String())
-	kerneltest.Exchange(t, conn, srv, "hello")
+	conn, srv := harness.Connect(ctx, t, top.Client, l1.ClientV4.String(), ln, serverAddr.String())
+	harness.Exchange(t, conn, srv, "hello")
 	clientAddr := conn.LocalAddr().(*net.TCPAddr).AddrPort()
 	ctok, stok := cl.Established(t, clientAddr), sl.Established(t, serverAddr)
 
 	// A second subflow over link 2, backup, to the server's link-1 address.
 	const clientID = 5
-	if err := kerneltest.DialGenl(t, top.Client).CreateSubflow(ctok,
+	if err := harness.DialGenl(t, top.Client).CreateSubflow(ctok,
 		genl.Endpoint{ID: clientID, Addr: l2.ClientV4, Flags: genl.FlagBackup}, serverAddr); err != nil {
 		t.Fatalf("CreateSubflow: %v", err)
 	}

@@ -1,7 +1,8 @@
-// Package kerneltest holds helpers for the integration tests of pathmgr
-// and pathmgr/diag: MPTCP connections between two harness namespaces whose
-// sockets use the userspace path manager, and a log of mptcp_pm events.
-package kerneltest
+package harness
+
+// Helpers for tests that run MPTCP connections between namespaces: a genl
+// client in a namespace, connect and exchange, the userspace path manager
+// switch, and a log of mptcp_pm events to wait on.
 
 import (
 	"context"
@@ -16,7 +17,6 @@ import (
 	"time"
 
 	"github.com/mptcpd-go/mptcpd-go/genl"
-	"github.com/mptcpd-go/mptcpd-go/test/harness"
 )
 
 // Timeout bounds every wait for the kernel, so that a broken product fails
@@ -27,7 +27,7 @@ const Timeout = 30 * time.Second
 // UseUserspacePM makes new MPTCP sockets of ns use the userspace path
 // manager: net.mptcp.path_manager=userspace where the kernel has it
 // (6.15+), else net.mptcp.pm_type=1. Call it before creating sockets.
-func UseUserspacePM(t testing.TB, ns *harness.NS) {
+func UseUserspacePM(t testing.TB, ns *NS) {
 	t.Helper()
 	// The sysctl files exist in every namespace or in none.
 	if _, err := os.Stat("/proc/sys/net/mptcp/path_manager"); err == nil {
@@ -38,7 +38,7 @@ func UseUserspacePM(t testing.TB, ns *harness.NS) {
 }
 
 // DialGenl returns a genl client in ns, closed when the test ends.
-func DialGenl(t testing.TB, ns *harness.NS) *genl.Client {
+func DialGenl(t testing.TB, ns *NS) *genl.Client {
 	t.Helper()
 	c, err := genl.Dial(&genl.Config{NetNS: ns.Name})
 	if err != nil {
@@ -50,7 +50,7 @@ func DialGenl(t testing.TB, ns *harness.NS) *genl.Client {
 
 // Connect dials ln (at raddr) from laddr inside ns with MPTCP and returns
 // both ends; both are closed when the test ends.
-func Connect(ctx context.Context, t testing.TB, ns *harness.NS, laddr string, ln net.Listener, raddr string) (client, server net.Conn) {
+func Connect(ctx context.Context, t testing.TB, ns *NS, laddr string, ln net.Listener, raddr string) (client, server net.Conn) {
 	t.Helper()
 	type accepted struct {
 		c   net.Conn
@@ -110,7 +110,7 @@ type EventLog struct {
 
 // Subscribe starts collecting the events of ns; the group is joined when
 // it returns.
-func Subscribe(t testing.TB, ns *harness.NS, label string) *EventLog {
+func Subscribe(t testing.TB, ns *NS, label string) *EventLog {
 	t.Helper()
 	sub, err := DialGenl(t, ns).Subscribe(nil)
 	if err != nil {
@@ -124,6 +124,8 @@ func Subscribe(t testing.TB, ns *harness.NS, label string) *EventLog {
 		for {
 			ev, err := sub.Next()
 			if err != nil {
+				// ErrEventsLost and anything else: the test cannot trust
+				// its view any more.
 				if !errors.Is(err, net.ErrClosed) {
 					l.errc <- err
 				}
@@ -143,6 +145,9 @@ func Subscribe(t testing.TB, ns *harness.NS, label string) *EventLog {
 	})
 	return l
 }
+
+// Label is the name given to Subscribe, for messages.
+func (l *EventLog) Label() string { return l.label }
 
 // Mark returns a position: WaitFor(mark, ...) looks only at later events.
 func (l *EventLog) Mark() int { return len(l.seen) }
@@ -225,10 +230,10 @@ func Describe(ev genl.Event) string {
 	if p.Has(genl.AttrRemID) {
 		fmt.Fprintf(&b, " remid=%d", f.RemoteID)
 	}
-	if f.Local.IsValid() {
+	if f.Local.IsValid() || f.Local.Port() != 0 {
 		fmt.Fprintf(&b, " local=%s", f.Local)
 	}
-	if f.Remote.IsValid() {
+	if f.Remote.IsValid() || f.Remote.Port() != 0 {
 		fmt.Fprintf(&b, " remote=%s", f.Remote)
 	}
 	if p.Has(genl.AttrBackup) {
@@ -240,8 +245,17 @@ func Describe(ev genl.Event) string {
 	if p.Has(genl.AttrFlags) {
 		fmt.Fprintf(&b, " flags=%#x", uint16(f.Flags))
 	}
+	if p.Has(genl.AttrTimeout) {
+		fmt.Fprintf(&b, " timeout=%d", f.Timeout)
+	}
 	if p.Has(genl.AttrIfIdx) {
 		fmt.Fprintf(&b, " ifindex=%d", f.Ifindex)
+	}
+	if p.Has(genl.AttrResetReason) {
+		fmt.Fprintf(&b, " reset_reason=%d", f.ResetReason)
+	}
+	if p.Has(genl.AttrResetFlags) {
+		fmt.Fprintf(&b, " reset_flags=%#x", f.ResetFlags)
 	}
 	if p.Has(genl.AttrServerSide) {
 		fmt.Fprintf(&b, " server_side=%d", f.ServerSide)
