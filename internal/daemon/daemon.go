@@ -106,7 +106,20 @@ func (d *daemon) startUserspace(client *genl.Client, dir string) (pm *pathmgr.Ma
 		sub.Close()
 		return nil, nil, errors.Join(fmt.Errorf("start the userspace path manager: %w", err), restore())
 	}
+	if usable := countAddrs(d.src.Snapshot()); usable == 0 {
+		// Otherwise the daemon runs and silently opens no subflow at all.
+		d.log.Warn("no interface has an address the policy lets the path manager use, so no extra subflows will be opened; check the files in policy_dir (and also_without_default_route when there is no default route)")
+	}
 	return pm, restore, nil
+}
+
+// countAddrs counts the addresses of a snapshot's links.
+func countAddrs(s endpoints.Snapshot) int {
+	n := 0
+	for _, l := range s.Links {
+		n += len(l.Addrs)
+	}
+	return n
 }
 
 // mptcpEnabledPath is the per-namespace switch; it exists only with MPTCP.
