@@ -63,7 +63,7 @@ func fmtUs(us float64) string {
 
 // clockTicks is the kernel's USER_HZ, the unit of /proc/PID/stat times,
 // from the auxiliary vector (100 on every mainstream architecture).
-var clockTicks = func() int64 {
+func clockTicks() int64 {
 	const atClkTck = 17
 	if auxv, err := unix.Auxv(); err == nil {
 		for _, kv := range auxv {
@@ -73,7 +73,7 @@ var clockTicks = func() int64 {
 		}
 	}
 	return 100
-}()
+}
 
 // cpuTimes is a process's CPU time so far, all threads.
 type cpuTimes struct {
@@ -108,7 +108,7 @@ func parseStatCPU(stat []byte) (cpuTimes, error) {
 		}
 		ticks[j] = v
 	}
-	unit := time.Second / time.Duration(clockTicks)
+	unit := time.Second / time.Duration(clockTicks())
 	return cpuTimes{User: time.Duration(ticks[0]) * unit, Sys: time.Duration(ticks[1]) * unit}, nil
 }
 

@@ -55,7 +55,7 @@ func TestParseStatCPU(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	tick := time.Second / time.Duration(clockTicks)
+	tick := time.Second / time.Duration(clockTicks())
 	if got.User != 250*tick || got.Sys != 50*tick || got.Total() != 300*tick {
 		t.Errorf("parseStatCPU = %+v, want user 250 and sys 50 ticks", got)
 	}
