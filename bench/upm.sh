@@ -3,7 +3,7 @@
 #
 # It builds the benchmark and the daemon (cmd/mptcpd-go) as the calling
 # user, then runs the benchmark as root (through sudo unless already
-# root): it creates two network namespaces (mptcpdgo-bench-*) joined by
+# root): it creates two network namespaces (mptcpdgo-*-bench-client|server) joined by
 # two veth paths and removes them when it ends, also on Ctrl-C.
 # Arguments go to the benchmark; `bench/upm.sh --help` lists them.
 #

@@ -1,6 +1,6 @@
 // Command upm is the load benchmark of mptcpd-go's userspace path manager.
 //
-// Every run gets two fresh network namespaces (mptcpdgo-bench-*) joined
+// Every run gets two fresh network namespaces (mptcpdgo-*-bench-*) joined
 // by two veth paths, 10.0.1.0/24 and 10.0.2.0/24, an MPTCP echo server on
 // the server side (listening on all addresses, so that joins to an
 // announced address find it) and a load generator on the client side

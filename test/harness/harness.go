@@ -130,11 +130,35 @@ func newNS(t testing.TB, label string) *NS {
 			t.Errorf("harness: %v", err)
 		}
 	})
+	if err := n.setup(); err != nil {
+		t.Fatalf("harness: %v", err)
+	}
+	return n
+}
 
+// Open is NewNS for programs without a testing.TB, such as the benchmarks:
+// it creates a namespace named NamePrefix + random hex + "-" + label with lo
+// up. The caller removes it with Close.
+func Open(label string) (*NS, error) {
+	n, err := createNS(uniqueName(label))
+	if err != nil {
+		return nil, err
+	}
+	if err := n.setup(); err != nil {
+		return nil, errors.Join(err, n.destroy())
+	}
+	return n, nil
+}
+
+// Close removes a namespace made by Open.
+func (n *NS) Close() error { return n.destroy() }
+
+// setup opens the netlink handle and brings lo up.
+func (n *NS) setup() error {
 	// Creating the handle from a thread inside the namespace (rather than
 	// netlink.NewHandleAt) keeps the thread-switching in one place, Do,
 	// which refuses to hand back a thread stuck in the wrong namespace.
-	err = n.Do(func() error {
+	err := n.Do(func() error {
 		h, err := netlink.NewHandle()
 		if err != nil {
 			return fmt.Errorf("creating netlink handle: %w", err)
@@ -143,14 +167,11 @@ func newNS(t testing.TB, label string) *NS {
 		return nil
 	})
 	if err != nil {
-		t.Fatalf("harness: netns %s: %v", n.Name, err)
+		return fmt.Errorf("netns %s: %w", n.Name, err)
 	}
 	// A new namespace has lo down; many things (binding to 127.0.0.1,
 	// local routes for the addresses we add) expect it up.
-	if err := n.linkUp("lo"); err != nil {
-		t.Fatalf("harness: %v", err)
-	}
-	return n
+	return n.linkUp("lo")
 }
 
 // uniqueName returns NamePrefix plus 48 random bits (and the label), which
@@ -222,6 +243,7 @@ func createNS(name string) (*NS, error) {
 func (n *NS) destroy() error {
 	if n.Handle != nil {
 		n.Handle.Close()
+		n.Handle = nil
 	}
 	var errs []error
 	if n.NsHandle.IsOpen() {

@@ -19,13 +19,8 @@ import (
 // either namespace anyway).
 func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
 	t.Helper()
-	veth := &netlink.Veth{
-		LinkAttrs:     netlink.LinkAttrs{Name: aName},
-		PeerName:      bName,
-		PeerNamespace: netlink.NsFd(b.NsHandle),
-	}
-	if err := a.Handle.LinkAdd(veth); err != nil {
-		t.Fatalf("harness: creating veth %s (netns %s) <-> %s (netns %s): %v", aName, a.Name, bName, b.Name, err)
+	if err := addVeth(a, aName, b, bName); err != nil {
+		t.Fatalf("harness: %v", err)
 	}
 	t.Cleanup(func() {
 		// Explicit delete so a test that outlives its veth (Veth called in a
@@ -50,6 +45,39 @@ func Veth(t testing.TB, a *NS, aName string, b *NS, bName string) {
 	if err := b.linkUp(bName); err != nil {
 		t.Fatalf("harness: %v", err)
 	}
+}
+
+// addVeth creates the pair through a's handle with the peer placed
+// directly into b.
+func addVeth(a *NS, aName string, b *NS, bName string) error {
+	veth := &netlink.Veth{
+		LinkAttrs:     netlink.LinkAttrs{Name: aName},
+		PeerName:      bName,
+		PeerNamespace: netlink.NsFd(b.NsHandle),
+	}
+	if err := a.Handle.LinkAdd(veth); err != nil {
+		return fmt.Errorf("creating veth %s (netns %s) <-> %s (netns %s): %w", aName, a.Name, bName, b.Name, err)
+	}
+	return nil
+}
+
+// AddVeth is Veth for programs without a testing.TB: the pair goes away
+// with either namespace.
+func AddVeth(a *NS, aName string, b *NS, bName string) error {
+	if err := addVeth(a, aName, b, bName); err != nil {
+		return err
+	}
+	return errors.Join(a.linkUp(aName), b.linkUp(bName))
+}
+
+// SetLinkUp is LinkUp returning its error, for programs without a
+// testing.TB.
+func (n *NS) SetLinkUp(ifname string) error { return n.linkUp(ifname) }
+
+// AddPrefix is AddAddr returning its error, for programs without a
+// testing.TB.
+func (n *NS) AddPrefix(ifname string, p netip.Prefix) error {
+	return n.addrChange(ifname, p.String(), true)
 }
 
 // LinkIndex returns the interface index of ifname inside the namespace. It

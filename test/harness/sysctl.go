@@ -34,6 +34,10 @@ func (n *NS) ReadSysctl(t testing.TB, key string) string {
 	return v
 }
 
+// WriteSysctl is Sysctl returning its error, for programs without a
+// testing.TB.
+func (n *NS) WriteSysctl(key, value string) error { return n.writeSysctl(key, value) }
+
 func (n *NS) writeSysctl(key, value string) error {
 	path, err := sysctlPath(key)
 	if err != nil {
