@@ -33,11 +33,7 @@ func (c *Client) Subscribe(opts *SubscribeOptions) (*Subscription, error) {
 		return nil, fmt.Errorf("subscribe to mptcp events: the kernel's %s family has no %q group: %w",
 			familyName, eventGroupName, ErrNotSupported)
 	}
-	ncfg := &netlink.Config{Strict: true}
-	if c.nsFD >= 0 {
-		ncfg.NetNS = c.nsFD
-	}
-	conn, err := genetlink.Dial(ncfg)
+	conn, err := dialConn(c.nsFD, c.blocking)
 	if err != nil {
 		return nil, fmt.Errorf("subscribe to mptcp events: open socket: %w", err)
 	}

@@ -95,14 +95,16 @@ type ManagerConfig struct {
 // with 8).
 const DefaultWorkers = 4
 
-// eventQueue is the depth of the queue between the event reader and the
-// decision loop: it absorbs bursts while a rebuild runs.
-const eventQueue = 8192
-
 // Manager runs the userspace path manager: it follows mptcp_pm events and
 // local address changes, keeps a Tracker, runs Decide for the connections
-// an event concerns, and carries out the actions through a few worker
-// goroutines, so the decision loop never waits on a netlink round trip.
+// an event concerns, and carries out the actions.
+//
+// The event reader decides at once and makes the resulting kernel calls
+// itself when the connection's worker is idle: a new connection's
+// subflows are asked for without handing the event to another goroutine,
+// which on a quiet host costs more than the call. Everything else (calls
+// queued behind others, retries, interface and policy changes) goes
+// through the loop and a few worker goroutines.
 type Manager struct {
 	kern      Kernel
 	newKernel func() (Kernel, error)
@@ -115,6 +117,9 @@ type Manager struct {
 	running   atomic.Bool
 	stopped   atomic.Bool
 	cfgCh     chan Config
+	// timersChanged wakes the loop when a retry is scheduled earlier
+	// than the ones it sleeps for.
+	timersChanged chan struct{}
 
 	// mu guards the state below. The decision loop holds it only for
 	// in-memory work, never across a kernel call; Status takes it to copy.
@@ -145,7 +150,7 @@ func NewManager(cfg ManagerConfig) (*Manager, error) {
 	m := &Manager{
 		kern: cfg.Kernel, newKernel: cfg.NewKernel, events: cfg.Events, src: cfg.Source, lister: cfg.Lister,
 		log: cfg.Logger, workers: cfg.Workers, now: cfg.Clock, cfg: cfg.Policy,
-		cfgCh: make(chan Config, 1),
+		cfgCh: make(chan Config, 1), timersChanged: make(chan struct{}, 1),
 	}
 	if m.log == nil {
 		m.log = zap.NewNop()
@@ -188,12 +193,6 @@ func (m *Manager) SetConfig(cfg Config) error {
 	return nil
 }
 
-// evItem is one event, or the news that events were lost.
-type evItem struct {
-	ev   genl.Event
-	lost bool
-}
-
 // completion is a worker's answer about an action.
 type completion struct {
 	a   Action
@@ -210,7 +209,6 @@ func (m *Manager) Run(ctx context.Context) error {
 	defer m.stopped.Store(true)
 	parent := ctx
 	g, ctx := errgroup.WithContext(ctx)
-	evCh := make(chan evItem, eventQueue)
 	done := make(chan completion, 1024)
 	queues := make([]*jobQueue, m.workers)
 	for i := range queues {
@@ -235,14 +233,14 @@ func (m *Manager) Run(ctx context.Context) error {
 		_ = m.events.Close()
 		return nil
 	})
-	g.Go(func() error { return m.read(ctx, evCh) })
+	g.Go(func() error { return m.read(ctx, queues) })
 	for _, q := range queues {
 		g.Go(func() error {
 			m.work(ctx, q, done)
 			return nil
 		})
 	}
-	g.Go(func() error { return m.loop(ctx, evCh, done, queues) })
+	g.Go(func() error { return m.loop(ctx, done, queues) })
 	err := g.Wait()
 	if m.newKernel != nil {
 		for _, q := range queues {
@@ -261,8 +259,21 @@ func closeKernel(k Kernel) {
 	}
 }
 
-// read moves events from the kernel to the loop.
-func (m *Manager) read(ctx context.Context, evCh chan<- evItem) error {
+// read follows the events: it rebuilds the state first (events wait in
+// the socket meanwhile), then applies each event, decides, and carries
+// out the actions whose worker is idle itself.
+func (m *Manager) read(ctx context.Context, queues []*jobQueue) error {
+	var out []Action
+	// Not nil: the reader may claim workers.
+	inline, next := make([]claimed, 0, 4), make([]claimed, 0, 4)
+	var errs []error
+	if m.lister != nil {
+		m.rebuild(&out)
+		m.mu.Lock()
+		m.dispatch(out, queues, nil)
+		m.mu.Unlock()
+		out = out[:0]
+	}
 	for {
 		ev, err := m.events.Next()
 		if err != nil {
@@ -272,7 +283,17 @@ func (m *Manager) read(ctx context.Context, evCh chan<- evItem) error {
 			switch {
 			case errors.Is(err, genl.ErrEventsLost):
 				m.c.eventsLost.Add(1)
-				ev = nil
+				if m.lister == nil {
+					m.log.Warn("mptcp events were lost and no socket lister is configured: connections opened meanwhile stay unmanaged")
+					continue
+				}
+				m.log.Warn("mptcp events were lost; rebuilding connection state from the kernel")
+				m.rebuild(&out)
+				m.mu.Lock()
+				m.dispatch(out, queues, nil)
+				m.mu.Unlock()
+				out = out[:0]
+				continue
 			case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, io.EOF):
 				return fmt.Errorf("path manager: mptcp events: %w", err)
 			default:
@@ -288,33 +309,69 @@ func (m *Manager) read(ctx context.Context, evCh chan<- evItem) error {
 				continue
 			}
 		}
-		select {
-		case evCh <- evItem{ev: ev, lost: ev == nil}:
-		case <-ctx.Done():
-			return nil
+		m.mu.Lock()
+		m.handle(ev, m.now(), &out)
+		inline = m.dispatch(out, queues, inline)
+		m.mu.Unlock()
+		out = out[:0]
+		// The reader records its own calls' answers too: handing them to
+		// the loop would wake another thread while the kernel is still
+		// busy with the join just asked for.
+		for len(inline) > 0 {
+			errs = errs[:0]
+			for _, c := range inline {
+				errs = append(errs, execute(c.q.kern, c.a))
+				c.q.release()
+			}
+			m.mu.Lock()
+			now := m.now()
+			for i, c := range inline {
+				m.finish(completion{c.a, errs[i]}, now, &out)
+			}
+			next = m.dispatch(out, queues, next[:0])
+			m.mu.Unlock()
+			out = out[:0]
+			inline, next = next, inline[:0]
 		}
 	}
 }
 
-// maxBatch bounds the events handled under one lock acquisition.
+// maxBatch bounds the completions handled under one lock acquisition.
 const maxBatch = 256
 
-// loop is the single owner of decisions.
-func (m *Manager) loop(ctx context.Context, evCh <-chan evItem, done <-chan completion, queues []*jobQueue) error {
+// claimed is an action the reader makes itself on q's kernel connection.
+type claimed struct {
+	a Action
+	q *jobQueue
+}
+
+// dispatch counts the actions and hands each to its connection's worker,
+// or, when inline is not nil and the worker is idle, claims the worker and
+// returns the action for the caller to carry out (m.mu held, so that the
+// calls of a connection keep the order of the decisions).
+func (m *Manager) dispatch(out []Action, queues []*jobQueue, inline []claimed) []claimed {
+	for _, a := range out {
+		m.c.actions[actionKind(a)].Add(1)
+		q := queues[int(a.Conn()%uint32(len(queues)))]
+		if inline != nil && q.claim() {
+			inline = append(inline, claimed{a, q})
+			continue
+		}
+		q.push(a)
+	}
+	return inline
+}
+
+// loop handles what events do not: completions, retry timers, local
+// address and policy changes.
+func (m *Manager) loop(ctx context.Context, done <-chan completion, queues []*jobQueue) error {
 	timer := time.NewTimer(time.Hour)
 	defer timer.Stop()
 	var out []Action
+	// dispatch hands out the actions (m.mu held).
 	dispatch := func() {
-		for _, a := range out {
-			m.c.actions[actionKind(a)].Add(1)
-			q := queues[int(a.Conn()%uint32(len(queues)))]
-			q.push(a)
-		}
+		m.dispatch(out, queues, nil)
 		out = out[:0]
-	}
-	if m.lister != nil {
-		m.rebuild(&out)
-		dispatch()
 	}
 	for {
 		m.mu.Lock()
@@ -332,37 +389,7 @@ func (m *Manager) loop(ctx context.Context, evCh <-chan evItem, done <-chan comp
 		select {
 		case <-ctx.Done():
 			return nil
-		case it := <-evCh:
-			lost := it.lost
-			m.mu.Lock()
-			now := m.now()
-			if !lost {
-				m.handle(it.ev, now, &out)
-			}
-			// Take whatever else is queued, within a bound.
-		drain:
-			for range maxBatch {
-				select {
-				case it := <-evCh:
-					if it.lost {
-						lost = true
-						continue
-					}
-					m.handle(it.ev, now, &out)
-				default:
-					break drain
-				}
-			}
-			m.mu.Unlock()
-			if lost {
-				if m.lister == nil {
-					m.log.Warn("mptcp events were lost and no socket lister is configured: connections opened meanwhile stay unmanaged")
-				} else {
-					m.log.Warn("mptcp events were lost; rebuilding connection state from the kernel")
-					m.rebuild(&out)
-				}
-			}
-			dispatch()
+		case <-m.timersChanged:
 		case c := <-done:
 			m.mu.Lock()
 			now := m.now()
@@ -376,8 +403,8 @@ func (m *Manager) loop(ctx context.Context, evCh <-chan evItem, done <-chan comp
 					break more
 				}
 			}
-			m.mu.Unlock()
 			dispatch()
+			m.mu.Unlock()
 		case <-m.src.Changed():
 			m.mu.Lock()
 			view := NewLocalView(m.src.Snapshot(), m.cfg)
@@ -386,16 +413,16 @@ func (m *Manager) loop(ctx context.Context, evCh <-chan evItem, done <-chan comp
 				m.log.Info("local interfaces changed; deciding every connection again", zap.Int("interfaces", len(view.Ifaces)))
 				m.decideAll(m.now(), &out)
 			}
-			m.mu.Unlock()
 			dispatch()
+			m.mu.Unlock()
 		case cfg := <-m.cfgCh:
 			m.mu.Lock()
 			m.cfg = cfg
 			m.tracker.retry = cfg.Retry.withDefaults()
 			m.view = NewLocalView(m.src.Snapshot(), cfg)
 			m.decideAll(m.now(), &out)
-			m.mu.Unlock()
 			dispatch()
+			m.mu.Unlock()
 		case <-timer.C:
 			m.mu.Lock()
 			now := m.now()
@@ -411,8 +438,8 @@ func (m *Manager) loop(ctx context.Context, evCh <-chan evItem, done <-chan comp
 				st.timerAt = time.Time{}
 				m.decide(st, now, &out)
 			}
-			m.mu.Unlock()
 			dispatch()
+			m.mu.Unlock()
 		}
 	}
 }
@@ -446,6 +473,13 @@ func (m *Manager) decide(st *ConnState, now time.Time, out *[]Action) {
 	if next := st.nextRetry(now); !next.IsZero() && (st.timerAt.IsZero() || !st.timerAt.After(now) || next.Before(st.timerAt)) {
 		st.timerAt = next
 		heap.Push(&m.timers, timerEntry{at: next, token: st.Token})
+		if m.timers[0].at.Equal(next) {
+			// The loop sleeps until the earliest timer it knew of.
+			select {
+			case m.timersChanged <- struct{}{}:
+			default:
+			}
+		}
 	}
 }
 
@@ -505,7 +539,8 @@ func (m *Manager) actionFields(a Action) []zap.Field {
 }
 
 // rebuild replaces the tracked state with the kernel's, then decides for
-// every connection. It runs on the loop; events queue meanwhile.
+// every connection. It runs on the event reader; events wait in the
+// socket meanwhile.
 func (m *Manager) rebuild(out *[]Action) {
 	m.c.rebuilds.Add(1)
 	start := m.now()
@@ -551,12 +586,15 @@ func (m *Manager) work(ctx context.Context, q *jobQueue, done chan<- completion)
 		if batch == nil {
 			return
 		}
-		for _, a := range batch {
+		for i, a := range batch {
 			err := execute(q.kern, a)
 			select {
 			case done <- completion{a, err}:
 			case <-ctx.Done():
 				return
+			}
+			if i == len(batch)-1 {
+				q.release()
 			}
 		}
 	}
@@ -588,11 +626,13 @@ func execute(k Kernel, a Action) error {
 }
 
 // jobQueue is an unbounded FIFO of actions for one worker: the loop never
-// blocks on a slow kernel.
+// blocks on a slow kernel. Its kernel connection is used by one goroutine
+// at a time, the worker or the event reader, whichever claimed it.
 type jobQueue struct {
 	kern   Kernel
 	mu     sync.Mutex
 	jobs   []Action
+	busy   bool // claimed: a call on kern is under way
 	signal chan struct{}
 }
 
@@ -602,22 +642,53 @@ func (q *jobQueue) push(a Action) {
 	q.mu.Lock()
 	q.jobs = append(q.jobs, a)
 	q.mu.Unlock()
+	q.wake()
+}
+
+func (q *jobQueue) wake() {
 	select {
 	case q.signal <- struct{}{}:
 	default:
 	}
 }
 
-// wait returns the queued actions, waiting for some; nil when ctx is done.
+// claim takes the queue for a call outside the worker when nothing is
+// queued or under way, so that the call cannot overtake earlier ones.
+func (q *jobQueue) claim() bool {
+	q.mu.Lock()
+	defer q.mu.Unlock()
+	if q.busy || len(q.jobs) > 0 {
+		return false
+	}
+	q.busy = true
+	return true
+}
+
+// release ends a claim (or the worker's batch) and lets the worker take
+// what was queued meanwhile.
+func (q *jobQueue) release() {
+	q.mu.Lock()
+	q.busy = false
+	pending := len(q.jobs) > 0
+	q.mu.Unlock()
+	if pending {
+		q.wake()
+	}
+}
+
+// wait claims the queue and returns its actions, waiting for some; nil
+// when ctx is done. The caller releases the queue after the calls.
 func (q *jobQueue) wait(ctx context.Context) []Action {
 	for {
 		q.mu.Lock()
-		jobs := q.jobs
-		q.jobs = nil
-		q.mu.Unlock()
-		if len(jobs) > 0 {
+		if !q.busy && len(q.jobs) > 0 {
+			jobs := q.jobs
+			q.jobs = nil
+			q.busy = true
+			q.mu.Unlock()
 			return jobs
 		}
+		q.mu.Unlock()
 		select {
 		case <-q.signal:
 		case <-ctx.Done():

@@ -64,13 +64,32 @@ func TestGenlDialUnknownNamespace(t *testing.T) {
 func TestGenlEndpoints(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
+	forEachSocketKind(t, testGenlEndpoints)
+}
+
+// forEachSocketKind runs test in parallel subtests with genl clients on
+// the runtime's poller and with blocking sockets (genl.Config.Blocking).
+func forEachSocketKind(t *testing.T, test func(t *testing.T, blocking bool)) {
+	for _, blocking := range []bool{false, true} {
+		name := "poller"
+		if blocking {
+			name = "blocking"
+		}
+		t.Run(name, func(t *testing.T) {
+			t.Parallel()
+			test(t, blocking)
+		})
+	}
+}
+
+func testGenlEndpoints(t *testing.T, blocking bool) {
 	ns := harness.NewNS(t)
 	harness.Veth(t, ns, "vetha", ns, "vethb")
 	// A signal endpoint with a port gets a listening socket, which needs a
 	// local address.
 	ns.AddAddr(t, "vetha", "10.9.0.1/24")
 	ifindex := ns.LinkIndex(t, "vetha")
-	c := harness.DialGenl(t, ns)
+	c := harness.DialGenlConfig(t, &genl.Config{NetNS: ns.Name, Blocking: blocking})
 
 	if got, err := c.Endpoints(); err != nil || len(got) != 0 {
 		t.Fatalf("Endpoints() in a fresh namespace = %v, %v; want none", got, err)
@@ -252,8 +271,12 @@ func TestGenlLimits(t *testing.T) {
 func TestGenlErrors(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
+	forEachSocketKind(t, testGenlErrors)
+}
+
+func testGenlErrors(t *testing.T, blocking bool) {
 	ns := harness.NewNS(t)
-	c := harness.DialGenl(t, ns)
+	c := harness.DialGenlConfig(t, &genl.Config{NetNS: ns.Name, Blocking: blocking})
 	for _, ep := range []genl.Endpoint{
 		{Addr: addr("10.0.1.1")},                                  // id 1
 		{Addr: addr("fd00:1::1"), Flags: genl.FlagSignal},         // id 2

@@ -44,10 +44,13 @@ type userspacePM interface {
 	checkLocal(t *testing.T, ns *harness.NS, token uint32, want genl.Endpoint)
 }
 
-// genlPM is userspacePM through the genl API.
-type genlPM struct{}
+// genlPM is userspacePM through the genl API; blocking selects
+// genl.Config.Blocking for its clients and the scenario's subscriptions.
+type genlPM struct{ blocking bool }
 
-func (genlPM) client(t *testing.T, ns *harness.NS) *genl.Client { return harness.DialGenl(t, ns) }
+func (g genlPM) client(t *testing.T, ns *harness.NS) *genl.Client {
+	return harness.DialGenlConfig(t, &genl.Config{NetNS: ns.Name, Blocking: g.blocking})
+}
 
 func (g genlPM) announce(t *testing.T, ns *harness.NS, token uint32, local genl.Endpoint) {
 	t.Helper()
@@ -197,6 +200,7 @@ func TestUserspacePM(t *testing.T) {
 		pm   userspacePM
 	}{
 		{"genl", genlPM{}},
+		{"genl blocking", genlPM{blocking: true}},
 		{"cli", cliPM{}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
@@ -218,7 +222,12 @@ func runUserspacePM(t *testing.T, pm userspacePM) {
 	top := harness.Pair(t, 2)
 	useUserspacePM(t, top.Client)
 	useUserspacePM(t, top.Server)
-	cl, sl := harness.Subscribe(t, top.Client, "client"), harness.Subscribe(t, top.Server, "server")
+	blocking := false
+	if g, ok := pm.(genlPM); ok {
+		blocking = g.blocking
+	}
+	cl := harness.SubscribeConfig(t, &genl.Config{NetNS: top.Client.Name, Blocking: blocking}, "client")
+	sl := harness.SubscribeConfig(t, &genl.Config{NetNS: top.Server.Name, Blocking: blocking}, "server")
 	l1, l2 := top.Links[0], top.Links[1]
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()

@@ -118,7 +118,8 @@ func runManager(o managerOptions) error {
 	if o.signalIface != "" {
 		policy.Interfaces = []pathmgr.IfaceRule{{Names: []string{o.signalIface}, Signal: true}}
 	}
-	gcfg := &genl.Config{NetNS: o.ns}
+	// Blocking sockets, as the daemon uses in userspace mode.
+	gcfg := &genl.Config{NetNS: o.ns, Blocking: true}
 	client, err := genl.Dial(gcfg)
 	if err != nil {
 		return fmt.Errorf("genl in netns %s: %w", o.ns, err)

@@ -68,8 +68,16 @@ func (d *daemon) startUserspace(client *genl.Client, dir string) (pm *pathmgr.Ma
 		dir = sysctlDir
 	}
 	// Subscribed before the switch, so no event of a new connection is
-	// missed.
-	sub, err := client.Subscribe(&genl.SubscribeOptions{ReadBuffer: subscribeBuffer})
+	// missed. The event reader and the workers wait in blocking system
+	// calls: that answers a new connection several times sooner than the
+	// runtime's poller does (bench/upm).
+	evClient, err := genl.Dial(&genl.Config{Blocking: true})
+	if err != nil {
+		return nil, nil, fmt.Errorf("open the MPTCP path manager for events: %w", err)
+	}
+	sub, err := evClient.Subscribe(&genl.SubscribeOptions{ReadBuffer: subscribeBuffer})
+	// The subscription has a socket of its own.
+	_ = evClient.Close()
 	if err != nil {
 		return nil, nil, fmt.Errorf("subscribe to MPTCP events: %w", err)
 	}
@@ -96,7 +104,7 @@ func (d *daemon) startUserspace(client *genl.Client, dir string) (pm *pathmgr.Ma
 	pm, err = pathmgr.NewManager(pathmgr.ManagerConfig{
 		Policy:    PathManagerConfig(d.config(), d.src.kind),
 		Kernel:    client,
-		NewKernel: func() (pathmgr.Kernel, error) { return genl.Dial(nil) },
+		NewKernel: func() (pathmgr.Kernel, error) { return genl.Dial(&genl.Config{Blocking: true}) },
 		Events:    sub,
 		Source:    d.src,
 		Lister:    dc,

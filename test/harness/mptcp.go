@@ -40,9 +40,16 @@ func UseUserspacePM(t testing.TB, ns *NS) {
 // DialGenl returns a genl client in ns, closed when the test ends.
 func DialGenl(t testing.TB, ns *NS) *genl.Client {
 	t.Helper()
-	c, err := genl.Dial(&genl.Config{NetNS: ns.Name})
+	return DialGenlConfig(t, &genl.Config{NetNS: ns.Name})
+}
+
+// DialGenlConfig opens a genl client with cfg; it is closed when the test
+// ends.
+func DialGenlConfig(t testing.TB, cfg *genl.Config) *genl.Client {
+	t.Helper()
+	c, err := genl.Dial(cfg)
 	if err != nil {
-		t.Fatalf("genl.Dial(NetNS %s): %v", ns.Name, err)
+		t.Fatalf("genl.Dial(%+v): %v", *cfg, err)
 	}
 	t.Cleanup(func() { _ = c.Close() })
 	return c
@@ -112,7 +119,15 @@ type EventLog struct {
 // it returns.
 func Subscribe(t testing.TB, ns *NS, label string) *EventLog {
 	t.Helper()
-	sub, err := DialGenl(t, ns).Subscribe(nil)
+	return SubscribeConfig(t, &genl.Config{NetNS: ns.Name}, label)
+}
+
+// SubscribeConfig is Subscribe through a client opened with cfg (e.g.
+// Blocking); the subscription's Close must end the reader for the test
+// to finish.
+func SubscribeConfig(t testing.TB, cfg *genl.Config, label string) *EventLog {
+	t.Helper()
+	sub, err := DialGenlConfig(t, cfg).Subscribe(nil)
 	if err != nil {
 		t.Fatalf("%s: Subscribe: %v", label, err)
 	}
