@@ -144,6 +144,7 @@ func commands() []command {
 		{"status", (*session).status},
 		{"reload", (*session).reload},
 		{"policy", (*session).policyCmd},
+		{"pcap", (*session).pcapCmd},
 	}
 }
 

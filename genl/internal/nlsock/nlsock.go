@@ -17,12 +17,13 @@ import (
 	"iter"
 	"net"
 	"os"
-	"runtime"
 	"sync"
 	"sync/atomic"
 	"time"
 
 	"github.com/mdlayher/netlink"
+
+	"github.com/mptcpd-go/mptcpd-go/internal/netnsutil"
 	"golang.org/x/sys/unix"
 )
 
@@ -84,44 +85,9 @@ func Open(nsFD int) (*Socket, error) {
 	return s, nil
 }
 
-// socketIn creates the socket on a thread of its own that enters the
-// namespace, so that no goroutine of the caller ever runs in it. A thread
-// that cannot return to its namespace is left locked and so discarded.
+// socketIn creates the socket in the namespace nsFD (-1: the caller's).
 func socketIn(nsFD int) (int, error) {
-	open := func() (int, error) {
-		fd, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_GENERIC)
-		return fd, os.NewSyscallError("socket", err)
-	}
-	if nsFD < 0 {
-		return open()
-	}
-	type result struct {
-		fd  int
-		err error
-	}
-	ch := make(chan result, 1)
-	go func() {
-		runtime.LockOSThread()
-		orig, err := unix.Open("/proc/thread-self/ns/net", unix.O_RDONLY|unix.O_CLOEXEC, 0)
-		if err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, fmt.Errorf("open this thread's network namespace: %w", err)}
-			return
-		}
-		defer unix.Close(orig)
-		if err := unix.Setns(nsFD, unix.CLONE_NEWNET); err != nil {
-			runtime.UnlockOSThread()
-			ch <- result{-1, fmt.Errorf("enter network namespace: %w", os.NewSyscallError("setns", err))}
-			return
-		}
-		fd, err := open()
-		if unix.Setns(orig, unix.CLONE_NEWNET) == nil {
-			runtime.UnlockOSThread()
-		}
-		ch <- result{fd, err}
-	}()
-	r := <-ch
-	return r.fd, r.err
+	return netnsutil.Socket(nsFD, unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC, unix.NETLINK_GENERIC)
 }
 
 // PID is the socket's netlink port id.
