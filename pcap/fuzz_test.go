@@ -1,0 +1,54 @@
+package pcap
+
+import (
+	"errors"
+	"testing"
+)
+
+// FuzzDecodeOption checks that arbitrary bytes never panic the decoder,
+// that failures wrap a package sentinel, and that the option walker and
+// the analyzer cope with the same bytes as a TCP options area.
+func FuzzDecodeOption(f *testing.F) {
+	for _, s := range [][]byte{
+		opt(0x01, 0x81),
+		capKeys(0x01, 1, 2),
+		joinSYN(1, 2, 3, true),
+		joinSYNACK(1, 2, 3),
+		joinACK(seq(20)),
+		dssMap(1, 2, 3, 4),
+		dssMapCsum(1, 2, 3, 4),
+		addAddr4(1, "10.0.0.1", 5),
+		opt(0x40, 1, 2),
+		opt(0x51),
+		opt(0x81, 0x06),
+	} {
+		f.Add(s)
+	}
+	sentinels := []error{ErrTruncated, ErrBadLength, ErrNotMPTCP, ErrUnknownSubtype, ErrUnsupportedVersion}
+	f.Fuzz(func(t *testing.T, b []byte) {
+		o, err := DecodeOption(b)
+		if err != nil {
+			if o != nil {
+				t.Fatalf("option %#v returned with error %v", o, err)
+			}
+			known := false
+			for _, s := range sentinels {
+				known = known || errors.Is(err, s)
+			}
+			if !known {
+				t.Fatalf("error %v wraps no sentinel", err)
+			}
+		} else if o.Subtype() != Subtype(b[2]>>4) {
+			t.Fatalf("Subtype() = %v for byte 0x%02x", o.Subtype(), b[2])
+		}
+		raw, _ := MPTCPOptions(b)
+		for _, r := range raw {
+			_, _ = DecodeOption(r)
+		}
+		a := NewAnalyzer()
+		a.Packet(Packet{Flags: TCPFlagSYN, Options: b})
+		a.Packet(Packet{Flags: TCPFlagSYN | TCPFlagACK, Options: b})
+		a.Packet(Packet{Flags: TCPFlagACK, PayloadLen: 10, Options: b})
+		a.Summary()
+	})
+}
