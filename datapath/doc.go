@@ -7,8 +7,10 @@
 // numbering and signalling so that the semantics match. docs/datapath.md
 // maps every frame to its RFC 8684 counterpart and lists what differs.
 //
-// This package does no I/O beyond io.Reader/io.Writer framing: keys and
+// The pure core does no I/O beyond io.Reader/io.Writer framing: keys and
 // authentication (keys.go), the frame codec (frame.go), receive-side
 // reassembly (Reassembler) and send-side buffering with reinjection
-// (SendBuffer).
+// (SendBuffer). The session layer on top (Conn, Dial, Listener, the
+// Scheduler implementations) runs it over real subflows: any net.Conn,
+// in production TCP connections.
 package datapath
