@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"net"
 	"os"
 	"os/exec"
@@ -187,5 +188,37 @@ loop:
 		case sport == plainPort || dport == plainPort:
 			t.Errorf("packet %d belongs to the plain TCP connection", i)
 		}
+	}
+
+	// The summary of that file: the MPTCP connection to the server's
+	// port, with its client's key and token once the handshake is in.
+	var sum struct {
+		Connections []struct {
+			Server      string `json:"server"`
+			ClientToken string `json:"client_token"`
+			Subflows    []struct {
+				Src, Dst string
+			} `json:"subflows"`
+		} `json:"connections"`
+		Fallback []json.RawMessage `json:"fallback_connections"`
+	}
+	r := run(t, nil, cli(t), "pcap", "summary", "-j", file)
+	if r.Code != exitOK {
+		t.Fatalf("pcap summary -j: exit %d\n%s%s", r.Code, r.Stdout, r.Stderr)
+	}
+	if err := json.Unmarshal([]byte(r.Stdout), &sum); err != nil {
+		t.Fatalf("pcap summary -j printed no JSON (%v):\n%s", err, r.Stdout)
+	}
+	server := net.JoinHostPort(l1.ServerV4.String(), strconv.Itoa(int(mpPort)))
+	if len(sum.Connections) == 0 {
+		t.Fatalf("no MPTCP connection in the summary:\n%s", r.Stdout)
+	}
+	for _, c := range sum.Connections {
+		if c.Server != server || len(c.ClientToken) != 8 || len(c.Subflows) != 1 {
+			t.Errorf("connection %+v: want server %s, an 8-digit client token, one subflow", c, server)
+		}
+	}
+	if len(sum.Fallback) != 0 {
+		t.Errorf("fallback connections in an MPTCP-only capture: %s", sum.Fallback)
 	}
 }

@@ -26,6 +26,7 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
          | status [ -j ] [ --socket PATH | --config PATH ]
          | reload [ --socket PATH | --config PATH ]
          | policy check [ --config PATH ]
+         | pcap summary [ -j ] FILE
          | pcap capture -i IFACE -w FILE [ -c N ] [ --mptcp-only ]
                         [ --snaplen N ]
          | help
