@@ -267,12 +267,16 @@ func (m *Manager) read(ctx context.Context, queues []*jobQueue) error {
 	// Not nil: the reader may claim workers.
 	inline, next := make([]claimed, 0, 4), make([]claimed, 0, 4)
 	var errs []error
-	if m.lister != nil {
+	// resync replaces the state with the kernel's and queues what follows.
+	resync := func() {
 		m.rebuild(&out)
 		m.mu.Lock()
 		m.dispatch(out, queues, nil)
 		m.mu.Unlock()
 		out = out[:0]
+	}
+	if m.lister != nil {
+		resync()
 	}
 	for {
 		ev, err := m.events.Next()
@@ -288,11 +292,7 @@ func (m *Manager) read(ctx context.Context, queues []*jobQueue) error {
 					continue
 				}
 				m.log.Warn("mptcp events were lost; rebuilding connection state from the kernel")
-				m.rebuild(&out)
-				m.mu.Lock()
-				m.dispatch(out, queues, nil)
-				m.mu.Unlock()
-				out = out[:0]
+				resync()
 				continue
 			case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, io.EOF):
 				return fmt.Errorf("path manager: mptcp events: %w", err)

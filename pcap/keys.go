@@ -1,6 +1,8 @@
 package pcap
 
 import (
+	"github.com/mptcpd-go/mptcpd-go/datapath"
+
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
@@ -10,51 +12,22 @@ import (
 
 // KeyToken returns the connection token derived from an MPTCP v1 key: the
 // most significant 32 bits of SHA-256 over the key in network byte order.
-func KeyToken(key uint64) uint32 {
-	h := keyHash(1, key)
-	return binary.BigEndian.Uint32(h[:4])
-}
+func KeyToken(key uint64) uint32 { return datapath.Key(key).Token() }
 
 // KeyIDSN returns the initial data sequence number derived from an MPTCP
 // v1 key: the least significant 64 bits of SHA-256 over the key.
-func KeyIDSN(key uint64) uint64 {
-	h := keyHash(1, key)
-	return binary.BigEndian.Uint64(h[len(h)-8:])
-}
+func KeyIDSN(key uint64) uint64 { return datapath.Key(key).IDSN() }
 
-// keyHash hashes a key with the algorithm of the given MP_CAPABLE version:
-// SHA-1 for RFC 6824 (v0), SHA-256 for RFC 8684 (v1).
-func keyHash(version uint8, key uint64) []byte {
+// versionToken is KeyToken for either protocol version: RFC 6824 (v0)
+// hashes the key with SHA-1.
+func versionToken(version uint8, key uint64) uint32 {
+	if version != 0 {
+		return KeyToken(key)
+	}
 	var k [8]byte
 	binary.BigEndian.PutUint64(k[:], key)
-	if version == 0 {
-		s := sha1.Sum(k[:])
-		return s[:]
-	}
-	s := sha256.Sum256(k[:])
-	return s[:]
-}
-
-// versionToken is KeyToken for either protocol version.
-func versionToken(version uint8, key uint64) uint32 {
-	return binary.BigEndian.Uint32(keyHash(version, key)[:4])
-}
-
-// JoinHMAC computes HMAC-SHA256 with key (keyFirst || keySecond) over
-// (nonceFirst || nonceSecond), all in network byte order, as MP_JOIN does.
-// The responder passes its own key and nonce first; so does the initiator.
-func JoinHMAC(keyFirst, keySecond uint64, nonceFirst, nonceSecond uint32) [sha256.Size]byte {
-	var k [16]byte
-	binary.BigEndian.PutUint64(k[:8], keyFirst)
-	binary.BigEndian.PutUint64(k[8:], keySecond)
-	var msg [8]byte
-	binary.BigEndian.PutUint32(msg[:4], nonceFirst)
-	binary.BigEndian.PutUint32(msg[4:], nonceSecond)
-	m := hmac.New(sha256.New, k[:])
-	m.Write(msg[:])
-	var out [sha256.Size]byte
-	m.Sum(out[:0])
-	return out
+	s := sha1.Sum(k[:])
+	return binary.BigEndian.Uint32(s[:4])
 }
 
 // ResponderJoinHMAC returns the truncated HMAC the responder (B) puts in
@@ -62,16 +35,14 @@ func JoinHMAC(keyFirst, keySecond uint64, nonceFirst, nonceSecond uint32) [sha25
 // HMAC(Key-B || Key-A, R-B || R-A). keyA and nonceA belong to the
 // initiator of the subflow (the host that sent the MP_JOIN SYN).
 func ResponderJoinHMAC(keyA, keyB uint64, nonceA, nonceB uint32) uint64 {
-	h := JoinHMAC(keyB, keyA, nonceB, nonceA)
-	return binary.BigEndian.Uint64(h[:8])
+	return binary.BigEndian.Uint64(datapath.JoinSynAckMAC(datapath.Key(keyB), datapath.Key(keyA), nonceB, nonceA))
 }
 
 // InitiatorJoinHMAC returns the 160-bit HMAC the initiator (A) puts in
 // its MP_JOIN third ACK: the leftmost 160 bits of
 // HMAC(Key-A || Key-B, R-A || R-B).
 func InitiatorJoinHMAC(keyA, keyB uint64, nonceA, nonceB uint32) []byte {
-	h := JoinHMAC(keyA, keyB, nonceA, nonceB)
-	return h[:20:20]
+	return datapath.JoinAckMAC(datapath.Key(keyA), datapath.Key(keyB), nonceA, nonceB)
 }
 
 // AddAddrHMAC returns the truncated HMAC of an ADD_ADDR option sent by the
