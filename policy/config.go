@@ -128,6 +128,9 @@ type Config struct {
 	// Rules are the [[rule]] tables in the order written; the first that
 	// matches a connection applies.
 	Rules []ConnRule
+	// Proxies are the [[proxy]] tables: userspace data-path proxies the
+	// daemon runs.
+	Proxies []Proxy
 	// Interfaces are the interface files in lexical order; the first that
 	// matches an interface applies to it (see Match).
 	Interfaces []*Interface
@@ -276,6 +279,7 @@ type rawMain struct {
 	preset                                                                 *strVal
 	maxSubflows                                                            *intVal
 	rules                                                                  []rawRule
+	proxies                                                                []rawProxy
 }
 
 // parseMain parses and validates the main file; dir is the directory that
@@ -303,7 +307,7 @@ func parseMain(file string, data []byte, dir string) (*Config, Errors, pos) {
 // decodeMain takes the main file's keys out of root, checking their types.
 func (d *decoder) decodeMain(root *table) rawMain {
 	var r rawMain
-	d.topKeys = []string{"mode", "limits", "policy_dir", "control_socket", "state_file", "log_level", "log_format", "on_stop", "preset", "max_subflows", "rule", "metrics_listen"}
+	d.topKeys = []string{"mode", "limits", "policy_dir", "control_socket", "state_file", "log_level", "log_format", "on_stop", "preset", "max_subflows", "rule", "proxy", "metrics_listen"}
 	str := func(key string, dst **strVal) field {
 		return field{key, func(e *entry) { *dst = d.str(e) }}
 	}
@@ -331,6 +335,7 @@ func (d *decoder) decodeMain(root *table) rawMain {
 			r.maxSubflows = d.integer(e, "an integer 1.."+strconv.Itoa(MaxSubflowsLimit))
 		}},
 		field{"rule", func(e *entry) { r.rules = d.rules(e) }},
+		field{"proxy", func(e *entry) { r.proxies = d.proxies(e) }},
 	)
 	return r
 }
@@ -387,6 +392,7 @@ func (d *decoder) validateMain(r *rawMain, dir string) *Config {
 		c.OnStop = StopAction(v)
 	}
 	d.validateUserspace(r, c)
+	d.validateProxies(r.proxies, c)
 	return c
 }
 

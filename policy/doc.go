@@ -32,6 +32,25 @@
 //	action = "never"                # or "multipath"; required
 //	max_subflows = 1                # overrides the main one
 //
+// In any mode, [[proxy]] tables declare userspace data-path proxies
+// (mptcpd-go proxy) for the daemon to run, for peers or kernels without
+// MPTCP:
+//
+//	[[proxy]]
+//	role = "server"                 # or "client"; required
+//	listen = ":7000"                # required; ADDRESS:PORT, address optional
+//	psk_file = "/etc/mptcpd-go/proxy.psk"   # optional pre-shared key
+//	to = "127.0.0.1:80"             # server: where connections go
+//	announce = ["198.51.100.7"]     # server: more addresses to join ("ADDR[:PORT]")
+//	allow = ["10.0.0.0/8"]          # server: destinations transparent clients may ask for
+//	server = "203.0.113.7:7000"     # client: the proxy server, required
+//	via = ["eth0", "192.0.2.10"]    # client: paths (interfaces or local addresses)
+//	backup = ["wwan0"]              # client: backup paths
+//	transparent = false             # client: take nftables-redirected connections
+//
+// A client with neither via nor backup takes its paths from the interface
+// files: one per interface whose policy gives it an endpoint.
+//
 // Interface files, policy_dir/*.toml, are read in lexical order and the
 // first whose [match] fits an interface applies to it (systemd-networkd's
 // convention):

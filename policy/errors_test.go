@@ -29,7 +29,7 @@ func TestErrors(t *testing.T) {
 			name: "unknown key",
 			file: mainFile,
 			text: "mod = \"kernel\"",
-			want: []string{`1:1: unknown key "mod"; did you mean "mode"? (known keys: mode, limits, policy_dir, control_socket, state_file, log_level, log_format, on_stop, preset, max_subflows, rule)`},
+			want: []string{`1:1: unknown key "mod"; did you mean "mode"? (known keys: mode, limits, policy_dir, control_socket, state_file, log_level, log_format, on_stop, preset, max_subflows, rule, proxy)`},
 		},
 		{
 			name: "preset unknown",
