@@ -30,6 +30,8 @@ import (
 
 const (
 	unitFile = "mptcpd-go.service"
+	// proxyDropIn relaxes the unit for [[proxy]] tables.
+	proxyDropIn = "proxy.conf"
 	// binPath is where the README's install steps put the binary.
 	binPath = "/usr/local/sbin/mptcpd-go"
 	// maxExposure is the most `systemd-analyze security` may rate the unit.
@@ -121,6 +123,19 @@ func TestExamples(t *testing.T) {
 			}
 			if p := match(t, cfg, "eth0"); p.Ignore || p.Flags != genl.FlagSubflow {
 				t.Errorf("%s: eth0 has flags %v (ignore %v), want subflow", p.File, p.Flags, p.Ignore)
+			}
+		}},
+		{"proxy-client", func(t *testing.T, cfg *policy.Config) {
+			if len(cfg.Proxies) != 1 || cfg.Proxies[0].Role != policy.ProxyClient || len(cfg.Proxies[0].Via)+len(cfg.Proxies[0].Backup) != 0 {
+				t.Fatalf("proxies %+v, want one client taking its paths from interfaces.d", cfg.Proxies)
+			}
+			if p := match(t, cfg, "wwan0"); p.Flags&genl.FlagBackup == 0 {
+				t.Errorf("%s: wwan0 has flags %v; the proxy's LTE path should be backup", p.File, p.Flags)
+			}
+		}},
+		{"proxy-server", func(t *testing.T, cfg *policy.Config) {
+			if len(cfg.Proxies) != 1 || cfg.Proxies[0].Role != policy.ProxyServer || len(cfg.Proxies[0].Announce) != 1 {
+				t.Fatalf("proxies %+v, want one server announcing its second uplink", cfg.Proxies)
 			}
 		}},
 	}
@@ -404,8 +419,24 @@ func TestUnitVerify(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(root, binPath), []byte("#!/bin/sh\n"), 0o755); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(sa, "verify", "--no-pager", "--root="+root, "/etc/systemd/system/"+unitFile).CombinedOutput()
-	if err != nil || len(out) > 0 {
-		t.Errorf("systemd-analyze verify: %v\n%s", err, out)
+	verify := func(what string) {
+		out, err := exec.Command(sa, "verify", "--no-pager", "--root="+root, "/etc/systemd/system/"+unitFile).CombinedOutput()
+		if err != nil || len(out) > 0 {
+			t.Errorf("systemd-analyze verify (%s): %v\n%s", what, err, out)
+		}
 	}
+	verify("the unit")
+	// The drop-in that lets [[proxy]] tables carry traffic.
+	dropin, err := os.ReadFile(proxyDropIn)
+	if err != nil {
+		t.Fatal(err)
+	}
+	dir := filepath.Join(root, "etc/systemd/system", unitFile+".d")
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(dir, proxyDropIn), dropin, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	verify("with " + proxyDropIn)
 }
