@@ -40,6 +40,9 @@ func (c *Config) Describe(w io.Writer) error {
 	if c.Mode != ModeKernel {
 		c.describeUserspace(&b, line)
 	}
+	for _, p := range c.Proxies {
+		line("proxy "+string(p.Role), "%s", p.summary())
+	}
 
 	ondisk := 0
 	for _, p := range c.Interfaces {
@@ -151,4 +154,45 @@ func (r ConnRule) Describe() string {
 		s += fmt.Sprintf(" (at most %d extra subflows)", r.MaxSubflows)
 	}
 	return s
+}
+
+// summary is one proxy in a line.
+func (p Proxy) summary() string {
+	var parts []string
+	add := func(format string, args ...any) { parts = append(parts, fmt.Sprintf(format, args...)) }
+	add("listen %s", p.Listen)
+	if p.Role == ProxyServer {
+		if p.To != "" {
+			add("to %s", p.To)
+		}
+		if len(p.Announce) > 0 {
+			add("announce %s", strings.Join(p.Announce, " "))
+		}
+		if len(p.Allow) > 0 {
+			var as []string
+			for _, a := range p.Allow {
+				as = append(as, a.String())
+			}
+			add("transparent clients may reach %s", strings.Join(as, " "))
+		}
+	} else {
+		add("server %s", p.Server)
+		switch {
+		case len(p.Via)+len(p.Backup) == 0:
+			add("paths from the interface files")
+		case len(p.Backup) == 0:
+			add("via %s", strings.Join(p.Via, " "))
+		default:
+			add("via %s, backup %s", strings.Join(p.Via, " "), strings.Join(p.Backup, " "))
+		}
+		if p.Transparent {
+			add("transparent")
+		}
+	}
+	if p.PSKFile != "" {
+		add("key %s", p.PSKFile)
+	} else {
+		add("no pre-shared key")
+	}
+	return strings.Join(parts, ", ")
 }

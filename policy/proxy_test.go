@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"strings"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -41,6 +42,18 @@ transparent = true
 	}
 	if diff := cmp.Diff(want, c.Proxies, cmp.Comparer(func(a, b netip.Prefix) bool { return a == b })); diff != "" {
 		t.Errorf("Proxies mismatch (-want +got):\n%s", diff)
+	}
+	var b strings.Builder
+	if err := c.Describe(&b); err != nil {
+		t.Fatal(err)
+	}
+	for _, line := range []string{
+		"  proxy server      listen :7000, to 127.0.0.1:80, announce 198.51.100.7 [2001:db8::7]:7001, transparent clients may reach 10.0.0.0/8, key /etc/mptcpd-go/proxy.psk\n",
+		"  proxy client      listen 127.0.0.1:1080, server proxy.example.net:7000, via eth0 192.0.2.10, backup wwan0, transparent, no pre-shared key\n",
+	} {
+		if !strings.Contains(b.String(), line) {
+			t.Errorf("Describe output lacks %q; it is:\n%s", line, b.String())
+		}
 	}
 }
 
