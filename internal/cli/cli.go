@@ -145,6 +145,7 @@ func commands() []command {
 		{"reload", (*session).reload},
 		{"policy", (*session).policyCmd},
 		{"pcap", (*session).pcapCmd},
+		{"proxy", (*session).proxyCmd},
 	}
 }
 

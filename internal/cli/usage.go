@@ -29,6 +29,11 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
          | pcap summary [ -j ] FILE
          | pcap capture -i IFACE -w FILE [ -c N ] [ --mptcp-only ]
                         [ --snaplen N ]
+         | proxy server --listen ADDR [ --to HOST:PORT ] [ --announce ADDR ]...
+                        [ --allow PREFIX ]... [ --psk-file FILE ]
+         | proxy client --listen ADDR --server HOST:PORT [ --via IFACE|ADDR ]...
+                        [ --backup IFACE|ADDR ]... [ --config FILE ]
+                        [ --psk-file FILE ] [ --transparent ]
          | help
 FLAG-LIST := [ FLAG-LIST ] FLAG
 FLAG := [ signal | subflow | laminar | backup | fullmesh ]

@@ -54,6 +54,9 @@ type Options struct {
 	// SysctlDir overrides /proc/sys/net/mptcp, where userspace mode
 	// selects the path manager (tests).
 	SysctlDir string
+	// CheckKernel replaces the check for kernel MPTCP, CheckKernel
+	// (tests).
+	CheckKernel func() error
 }
 
 // subscribeBuffer is the event socket's receive buffer in userspace mode:
@@ -138,7 +141,7 @@ const mptcpEnabledPath = "/proc/sys/net/mptcp/enabled"
 func CheckKernel() error {
 	b, err := os.ReadFile(mptcpEnabledPath)
 	if errors.Is(err, os.ErrNotExist) {
-		return fmt.Errorf("%w: this kernel was built without MPTCP (no %s); mptcpd-go's userspace data path (mptcpd-go proxy) gives multipath without kernel support", ErrNoMPTCP, mptcpEnabledPath)
+		return fmt.Errorf("%w: this kernel was built without MPTCP (no %s); mptcpd-go's userspace data path gives multipath without kernel support: run `mptcpd-go proxy`, or declare [[proxy]] tables in the main policy file for the daemon to run", ErrNoMPTCP, mptcpEnabledPath)
 	}
 	if err != nil {
 		return fmt.Errorf("read %s: %w", mptcpEnabledPath, err)
@@ -156,11 +159,14 @@ type daemon struct {
 	level zap.AtomicLevel
 
 	watcher *endpoints.Watcher
-	// Exactly one of rec (kernel mode) and pm (userspace mode) is set.
+	// At most one of rec (kernel mode) and pm (userspace mode) is set;
+	// neither when the kernel has no MPTCP and only proxies run.
 	rec  *endpoints.Reconciler
 	pm   *pathmgr.Manager
 	src  *policySource
 	mode policy.Mode
+	// proxies counts the [[proxy]] tables running.
+	proxies int
 
 	mu        sync.Mutex
 	cfg       *policy.Config
@@ -193,15 +199,25 @@ func Run(ctx context.Context, opts Options) error {
 	d.log, d.level = log, level
 	defer log.Sync() //nolint:errcheck // nothing useful to do on a failed flush
 
-	if err := CheckKernel(); err != nil {
-		return err
+	check := opts.CheckKernel
+	if check == nil {
+		check = CheckKernel
 	}
-	client, err := genl.Dial(nil)
-	if err != nil {
+	err = check()
+	var client *genl.Client
+	if err == nil {
+		client, err = genl.Dial(nil)
 		if errors.Is(err, genl.ErrMPTCPUnavailable) {
-			return fmt.Errorf("%w: %w", ErrNoMPTCP, err)
+			err = fmt.Errorf("%w: %w", ErrNoMPTCP, err)
+		} else if err != nil {
+			return fmt.Errorf("open the MPTCP path manager: %w", err)
 		}
-		return fmt.Errorf("open the MPTCP path manager: %w", err)
+	}
+	if err != nil {
+		if !errors.Is(err, ErrNoMPTCP) || len(cfg.Proxies) == 0 {
+			return err
+		}
+		return d.runProxiesOnly(ctx, err, sigs)
 	}
 	defer client.Close()
 	mode, why, err := ChooseMode(cfg, client.SupportsUserspacePM())
@@ -223,6 +239,12 @@ func Run(ctx context.Context, opts Options) error {
 		return err
 	}
 	defer d.watcher.Close()
+	proxies, err := buildProxies(cfg, d.watcher.Snapshot(), log)
+	if err != nil {
+		ctl.ln.Close()
+		return err
+	}
+	d.proxies = len(proxies)
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var summary string
@@ -270,6 +292,9 @@ func Run(ctx context.Context, opts Options) error {
 		g.Go(func() error { return d.rec.Run(gctx) })
 	}
 	g.Go(func() error { return ctl.Run(gctx) })
+	for _, p := range proxies {
+		g.Go(func() error { return p.Run(gctx) })
+	}
 	resync := opts.ResyncInterval
 	if resync == 0 {
 		resync = endpoints.DefaultResyncInterval
@@ -351,6 +376,9 @@ func (d *daemon) reload() error {
 	if cfg.ControlSocket != old.ControlSocket || cfg.StateFile != old.StateFile || cfg.Mode != old.Mode || cfg.LogFormat != old.LogFormat {
 		d.log.Warn("control_socket, state_file, mode and log_format changes take effect at the next restart")
 	}
+	if !proxiesEqual(cfg.Proxies, old.Proxies) {
+		d.log.Warn("[[proxy]] changes take effect at the next restart")
+	}
 	if lvl, err := zapcore.ParseLevel(cfg.LogLevel); err == nil {
 		d.level.SetLevel(lvl)
 	}
@@ -363,7 +391,9 @@ func (d *daemon) reload() error {
 		}
 		return nil
 	}
-	d.rec.Trigger()
+	if d.rec != nil {
+		d.rec.Trigger()
+	}
 	return nil
 }
 
@@ -427,11 +457,20 @@ func notify(log *zap.Logger, lines ...string) {
 
 // statusLine is the one-line status for systemd.
 func (d *daemon) statusLine() string {
-	if d.pm != nil {
+	var s string
+	switch {
+	case d.pm != nil:
 		c, n := d.pm.Counts()
-		return fmt.Sprintf("userspace path manager: %d connections, %d actions, %d failed", n, c.Actions.Total(), c.Failures.Total())
+		s = fmt.Sprintf("userspace path manager: %d connections, %d actions, %d failed", n, c.Actions.Total(), c.Failures.Total())
+	case d.rec != nil:
+		s = statusLine(d.rec.Status())
+	default:
+		s = "no MPTCP in the kernel"
 	}
-	return statusLine(d.rec.Status())
+	if d.proxies > 0 {
+		s += fmt.Sprintf("; %d userspace proxies", d.proxies)
+	}
+	return s
 }
 
 func statusLine(st endpoints.Status) string {
