@@ -41,9 +41,15 @@ type proxyProc struct {
 // if the test failed.
 func startProxy(t *testing.T, ns *harness.NS, role string, args ...string) *proxyProc {
 	t.Helper()
-	name := "proxy " + role + " " + strings.Join(args, " ")
+	return startCLI(t, ns, append([]string{"proxy", role}, args...)...)
+}
+
+// startCLI starts "mptcpd-go args..." inside ns, as startProxy does.
+func startCLI(t *testing.T, ns *harness.NS, args ...string) *proxyProc {
+	t.Helper()
+	name := strings.Join(args, " ")
 	p := &proxyProc{name: name, stderr: &syncBuffer{}, exited: make(chan struct{})}
-	p.cmd = exec.Command(cli(t), append([]string{"proxy", role}, args...)...)
+	p.cmd = exec.Command(cli(t), args...)
 	p.cmd.Env = subprocessEnv()
 	p.cmd.Stdout, p.cmd.Stderr = p.stderr, p.stderr
 	// Started from a thread in ns, so the process lives there.

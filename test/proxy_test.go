@@ -341,3 +341,37 @@ func proxyNft(t *testing.T) string {
 	t.Skip(msg)
 	return ""
 }
+
+// TestProxyFromDaemon: the daemon runs a [[proxy]] client whose paths come
+// from its interface files (link 1 active, link 2 backup), and a transfer
+// through it arrives intact.
+func TestProxyFromDaemon(t *testing.T) {
+	harness.RequireKernel(t)
+	t.Parallel()
+	top := twoUplinks(t)
+	l1, l2 := top.Links[0], top.Links[1]
+	newDigestSink(t, top.Server, sinkAddr)
+	srv := startProxy(t, top.Server, "server", "--listen", serviceAddr+":"+dataPort, "--to", sinkAddr)
+	srv.waitLog(t, "proxy server listening")
+
+	dir := t.TempDir()
+	main := filepath.Join(dir, "mptcpd-go.toml")
+	writeTestFile(t, main, fmt.Sprintf(`control_socket = %q
+[[proxy]]
+role = "client"
+listen = %q
+server = "%s:%s"
+`, filepath.Join(dir, "control.sock"), clientAddr, serviceAddr, dataPort))
+	for name, text := range map[string]string{
+		"10-active.toml": fmt.Sprintf("[match]\nname = %q\n[endpoint]\nflags = \"subflow\"\nalso_without_default_route = true\n", l1.ClientIf),
+		"20-backup.toml": fmt.Sprintf("[match]\nname = %q\n[endpoint]\nflags = [\"subflow\", \"backup\"]\nalso_without_default_route = true\n", l2.ClientIf),
+	} {
+		writeTestFile(t, filepath.Join(dir, "interfaces.d", name), text)
+	}
+	d := startCLI(t, top.Client, "daemon", "--config", main)
+	d.waitLog(t, "paths from the interface files", `"paths": 2`)
+	d.waitLog(t, "proxy client listening", l1.ClientIf, l2.ClientIf+" (backup)")
+	if res := transfer(t, top.Client, clientAddr, 8<<20, transferOpts{}); !res.ok() {
+		t.Fatalf("transfer through the daemon's proxy: %v", res)
+	}
+}
