@@ -29,6 +29,18 @@ func (s *dsnSet) add(start, end, bit uint64) (fresh, reinjected uint64) {
 	if end <= start {
 		return 0, 0
 	}
+	// Fast path for the common case: new data past everything seen.
+	if n := len(s.iv); n == 0 || start >= s.iv[n-1].end {
+		if n > 0 && s.iv[n-1].end == start && s.iv[n-1].mask == bit {
+			s.iv[n-1].end = end
+		} else {
+			s.iv = append(s.iv, dsnInterval{start, end, bit})
+			if len(s.iv) > maxIntervals {
+				s.iv = append(s.iv[:0], s.iv[len(s.iv)-maxIntervals:]...)
+			}
+		}
+		return end - start, 0
+	}
 	// First interval that ends after start.
 	i := sort.Search(len(s.iv), func(k int) bool { return s.iv[k].end > start })
 	var pieces []dsnInterval

@@ -41,14 +41,25 @@ func FuzzDecodeOption(f *testing.F) {
 		} else if o.Subtype() != Subtype(b[2]>>4) {
 			t.Fatalf("Subtype() = %v for byte 0x%02x", o.Subtype(), b[2])
 		}
+		// The allocation-free DSS decoder agrees with DecodeOption.
+		var d DSS
+		if decodeDSSInto(&d, b) {
+			if got, ok := o.(*DSS); !ok || *got != d {
+				t.Fatalf("decodeDSSInto = %+v, DecodeOption = %#v, %v", d, o, err)
+			}
+		} else if _, ok := o.(*DSS); ok {
+			t.Fatalf("decodeDSSInto refused a DSS DecodeOption accepted: %#v", o)
+		}
 		raw, _ := MPTCPOptions(b)
 		for _, r := range raw {
 			_, _ = DecodeOption(r)
 		}
 		a := NewAnalyzer()
+		a.HandleEvents(func(e Event) { _ = e.String() })
 		a.Packet(Packet{Flags: TCPFlagSYN, Options: b})
 		a.Packet(Packet{Flags: TCPFlagSYN | TCPFlagACK, Options: b})
 		a.Packet(Packet{Flags: TCPFlagACK, PayloadLen: 10, Options: b})
+		a.Packet(Packet{Flags: TCPFlagACK | TCPFlagFIN | TCPFlagRST, PayloadLen: 3, Payload: []byte{1, 2, 3}, Options: b})
 		a.Summary()
 	})
 }

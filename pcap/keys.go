@@ -1,13 +1,13 @@
 package pcap
 
 import (
-	"github.com/mptcpd-go/mptcpd-go/datapath"
-
 	"crypto/hmac"
 	"crypto/sha1"
 	"crypto/sha256"
 	"encoding/binary"
 	"net/netip"
+
+	"github.com/mptcpd-go/mptcpd-go/datapath"
 )
 
 // KeyToken returns the connection token derived from an MPTCP v1 key: the
@@ -17,6 +17,21 @@ func KeyToken(key uint64) uint32 { return datapath.Key(key).Token() }
 // KeyIDSN returns the initial data sequence number derived from an MPTCP
 // v1 key: the least significant 64 bits of SHA-256 over the key.
 func KeyIDSN(key uint64) uint64 { return datapath.Key(key).IDSN() }
+
+// joinHMACv0 is RFC 6824's MP_JOIN HMAC: HMAC-SHA1 keyed with k1 || k2
+// over n1 || n2 (v1's HMAC-SHA256 is datapath's JoinSynAckMAC and
+// JoinAckMAC, which share RFC 8684's construction).
+func joinHMACv0(k1, k2 uint64, n1, n2 uint32) []byte {
+	var k [16]byte
+	binary.BigEndian.PutUint64(k[:8], k1)
+	binary.BigEndian.PutUint64(k[8:], k2)
+	var msg [8]byte
+	binary.BigEndian.PutUint32(msg[:4], n1)
+	binary.BigEndian.PutUint32(msg[4:], n2)
+	m := hmac.New(sha1.New, k[:])
+	m.Write(msg[:])
+	return m.Sum(nil)
+}
 
 // versionToken is KeyToken for either protocol version: RFC 6824 (v0)
 // hashes the key with SHA-1.
@@ -43,6 +58,19 @@ func ResponderJoinHMAC(keyA, keyB uint64, nonceA, nonceB uint32) uint64 {
 // HMAC(Key-A || Key-B, R-A || R-B).
 func InitiatorJoinHMAC(keyA, keyB uint64, nonceA, nonceB uint32) []byte {
 	return datapath.JoinAckMAC(datapath.Key(keyA), datapath.Key(keyB), nonceA, nonceB)
+}
+
+// ResponderJoinHMACv0 is ResponderJoinHMAC for MPTCP version 0 (RFC 6824
+// §3.2): HMAC-SHA1 instead of HMAC-SHA256, truncated to the leftmost 64
+// bits.
+func ResponderJoinHMACv0(keyA, keyB uint64, nonceA, nonceB uint32) uint64 {
+	return binary.BigEndian.Uint64(joinHMACv0(keyB, keyA, nonceB, nonceA))
+}
+
+// InitiatorJoinHMACv0 is InitiatorJoinHMAC for MPTCP version 0: the full
+// 160-bit HMAC-SHA1(Key-A || Key-B, R-A || R-B).
+func InitiatorJoinHMACv0(keyA, keyB uint64, nonceA, nonceB uint32) []byte {
+	return joinHMACv0(keyA, keyB, nonceA, nonceB)
 }
 
 // AddAddrHMAC returns the truncated HMAC of an ADD_ADDR option sent by the
@@ -90,6 +118,12 @@ func VerifyDSSChecksum(dsn uint64, subflowSeq uint32, dataLen uint16, payload []
 // onesSum adds b as big-endian 16-bit words to s, padding an odd final
 // byte with zero. The carries are folded later by fold.
 func onesSum(s uint64, b []byte) uint64 {
+	// Summing 32-bit words and folding later gives the same one's
+	// complement sum as 16-bit words, with half the additions.
+	for len(b) >= 8 {
+		s += uint64(binary.BigEndian.Uint32(b)) + uint64(binary.BigEndian.Uint32(b[4:]))
+		b = b[8:]
+	}
 	for len(b) >= 2 {
 		s += uint64(binary.BigEndian.Uint16(b))
 		b = b[2:]

@@ -5,8 +5,9 @@
 // The package is split in three layers: DecodeOption turns the raw bytes
 // of one TCP option of kind 30 into a typed Option; Reader streams TCP
 // segments out of pcap and pcapng files; Analyzer consumes those segments
-// one at a time and builds a per-connection Summary. Nothing here captures
-// live traffic.
+// one at a time and builds a per-connection Summary and, when asked with
+// HandleEvents, a timeline of Events (their JSON field names are listed on
+// Event). Live capture is in the capture subpackage.
 package pcap
 
 import (
@@ -463,7 +464,16 @@ func decodeDSS(b []byte) (Option, error) {
 		}
 		return nil, badLen(n, fmt.Sprintf("for flags 0x%02x (want %d or %d)", f, plain, withCsum))
 	}
-	d := &DSS{Flags: f, DataFIN: f&DSSFlagDataFIN != 0}
+	d := &DSS{}
+	fillDSS(d, b)
+	return d, nil
+}
+
+// fillDSS decodes a DSS option, whose length the caller has checked
+// against its flags, into *d, which it overwrites.
+func fillDSS(d *DSS, b []byte) {
+	f := b[3]
+	*d = DSS{Flags: f, DataFIN: f&DSSFlagDataFIN != 0}
 	p := b[4:]
 	if f&DSSFlagDataACK != 0 {
 		d.HasDataACK = true
@@ -494,7 +504,21 @@ func decodeDSS(b []byte) (Option, error) {
 			d.Checksum = binary.BigEndian.Uint16(p)
 		}
 	}
-	return d, nil
+}
+
+// decodeDSSInto is DecodeOption for a DSS option into caller-owned
+// memory, so the analyzer's per-packet fast path does not allocate. b
+// must start with the kind byte and be exactly the option's length.
+func decodeDSSInto(d *DSS, b []byte) bool {
+	if len(b) < 4 || b[0] != OptionKind || int(b[1]) != len(b) || Subtype(b[2]>>4) != SubtypeDSS {
+		return false
+	}
+	plain, withCsum := dssLen(b[3])
+	if len(b) != plain && len(b) != withCsum {
+		return false
+	}
+	fillDSS(d, b)
+	return true
 }
 
 func decodeAddAddr(b []byte) (Option, error) {
@@ -581,7 +605,12 @@ func decodeRst(b []byte) (Option, error) {
 // past the end) is reported as an error together with the MPTCP options
 // found before it.
 func MPTCPOptions(opts []byte) ([][]byte, error) {
-	var out [][]byte
+	return appendMPTCPOptions(nil, opts)
+}
+
+// appendMPTCPOptions is MPTCPOptions appending to out, so the analyzer
+// can reuse one slice for every packet.
+func appendMPTCPOptions(out [][]byte, opts []byte) ([][]byte, error) {
 	for i := 0; i < len(opts); {
 		switch opts[i] {
 		case 0: // end of option list

@@ -2,6 +2,7 @@ package pcap
 
 import (
 	"bytes"
+	"encoding/binary"
 	"fmt"
 	"net/netip"
 	"time"
@@ -61,12 +62,15 @@ type ConnSummary struct {
 	HMACUnverified   int                 `json:"hmac_unverified"`
 	ChecksumVerified int                 `json:"checksum_verified"`
 	ChecksumFailures int                 `json:"checksum_failures"`
-	MPFail           int                 `json:"mp_fail"`
-	Fastclose        bool                `json:"fastclose"`
-	OptionErrors     int                 `json:"option_errors"`
-	Resets           []ResetSummary      `json:"resets"`
-	First            time.Time           `json:"first"`
-	Last             time.Time           `json:"last"`
+	// ChecksumUnverified counts checksummed mappings that could not be
+	// checked: part of their payload is missing from the capture.
+	ChecksumUnverified int            `json:"checksum_unverified"`
+	MPFail             int            `json:"mp_fail"`
+	Fastclose          bool           `json:"fastclose"`
+	OptionErrors       int            `json:"option_errors"`
+	Resets             []ResetSummary `json:"resets"`
+	First              time.Time      `json:"first"`
+	Last               time.Time      `json:"last"`
 }
 
 // SubflowSummary describes one subflow; Src is the side that sent its SYN.
@@ -104,10 +108,13 @@ type RemoveAddrSummary struct {
 	Time    time.Time `json:"time"`
 }
 
-// ResetSummary is one MP_TCPRST seen on the connection.
+// ResetSummary is one MP_TCPRST seen on the connection, or the first
+// plain RST (without MP_TCPRST) on one of its subflows.
 type ResetSummary struct {
-	Src        string    `json:"src"`
-	Dst        string    `json:"dst"`
+	Src string `json:"src"`
+	Dst string `json:"dst"`
+	// Plain is set for a RST without MP_TCPRST; Reason is then 0.
+	Plain      bool      `json:"plain,omitempty"`
 	Reason     uint8     `json:"reason"`
 	ReasonName string    `json:"reason_name"`
 	Transient  bool      `json:"transient"`
@@ -179,6 +186,7 @@ type conn struct {
 	fallbackReason           string
 	fallbackTime             time.Time
 	subflows                 []*subflow
+	open                     int          // subflows not yet closed
 	dirs                     [2]direction // 0: client to server, 1: server to client
 	addAddr                  []addAddrEvent
 	removeAddr               []RemoveAddrSummary
@@ -186,9 +194,11 @@ type conn struct {
 	reinjections             int
 	reinjectedBytes          uint64
 	csumOK, csumBad          int
+	csumUnverified           int
 	mpFail                   int
 	fastclose                bool
 	optErrors                int
+	estEvent, closedEvent    bool // ESTABLISHED and CLOSED were reported
 	first, last              time.Time
 }
 
@@ -196,10 +206,38 @@ func (c *conn) checksum() bool {
 	return (c.clientFlags|c.serverFlags)&CapableFlagA != 0
 }
 
-func (c *conn) setFallback(reason string, t time.Time) {
-	if !c.fallback {
-		c.fallback, c.fallbackReason, c.fallbackTime = true, reason, t
+// canVerify reports whether the join HMACs can be checked: both keys are
+// known (SHA-256 for version 1, SHA-1 for version 0).
+func (c *conn) canVerify() bool {
+	return c.haveClient && c.haveServer && c.version <= 1
+}
+
+// fallback marks c as fallen back to TCP, once.
+func (a *Analyzer) fallback(c *conn, reason string, t time.Time) {
+	if c.fallback {
+		return
 	}
+	c.fallback, c.fallbackReason, c.fallbackTime = true, reason, t
+	if e := a.newEvent(c, EventFallback, t); e != nil {
+		e.setAddrs(c.client, c.server)
+		e.Reason = reason
+		a.emit(e)
+	}
+}
+
+// csumMap is a DSS mapping whose checksum is being verified: its payload
+// may arrive in several segments, so the one's complement sum is
+// accumulated here. One per subflow direction keeps memory bounded.
+type csumMap struct {
+	active bool
+	seen   bool   // the fields below describe a mapping, active or finished
+	dsn    uint64 // the mapping, to recognise it when repeated
+	ssn    uint32
+	next   uint32 // relative subflow sequence number of the next byte to sum
+	need   uint32 // payload bytes the mapping covers
+	done   uint32 // payload bytes summed so far
+	sum    uint64
+	want   uint16
 }
 
 type subflow struct {
@@ -212,12 +250,17 @@ type subflow struct {
 	isnI, isnR        uint32
 	synAck            bool // SYN/ACK seen
 	addrID            uint8
+	remID             uint8 // responder's address ID (join SYN/ACK)
 	backup            bool
 	nonceA, nonceB    uint32
 	thmac             uint64
 	haveTHMAC         bool
 	hmac              []byte
 	joinRefused       bool
+	joined            bool // join third ACK seen and reported
+	finI, finR        bool // FIN seen from the initiator, the responder
+	closed            bool
+	csum              [2]csumMap // 0: from the initiator
 	dataBytes         uint64
 	first, last       time.Time
 }
@@ -229,13 +272,22 @@ func (s *subflow) fromClient(src netip.AddrPort) bool {
 }
 
 // Analyzer accumulates per-connection MPTCP state from TCP segments fed to
-// it in capture order. Its memory grows with the number of connections and
+// it in capture order, and optionally reports events as it goes (see
+// HandleEvents). Its memory grows with the number of connections and
 // subflows, not with the number of packets. It is not safe for concurrent
 // use.
 type Analyzer struct {
-	flows  map[flowKey]*subflow
-	tokens map[uint32]*conn
-	conns  []*conn
+	flows     map[flowKey]*subflow
+	tokens    map[uint32]*conn
+	conns     []*conn
+	onEvent   func(Event)
+	start     time.Time // first packet, for Event.Rel
+	haveStart bool
+	// Scratch space reused for every packet, so that the common case
+	// (DSS options only) does not allocate.
+	raw    [][]byte
+	opts   []Option
+	dssBuf [4]DSS
 }
 
 // NewAnalyzer returns an empty Analyzer.
@@ -243,33 +295,53 @@ func NewAnalyzer() *Analyzer {
 	return &Analyzer{flows: map[flowKey]*subflow{}, tokens: map[uint32]*conn{}}
 }
 
-// Packet feeds one TCP segment to the analyzer. The packet's slices are
-// not retained.
-func (a *Analyzer) Packet(p Packet) {
-	raw, walkErr := MPTCPOptions(p.Options)
-	opts := make([]Option, 0, len(raw))
+// decode fills a.opts with the packet's MPTCP options and returns how
+// many could not be decoded (a broken option list counts once).
+func (a *Analyzer) decode(options []byte) int {
+	var err error
+	a.raw, err = appendMPTCPOptions(a.raw[:0], options)
 	bad := 0
-	if walkErr != nil {
+	if err != nil {
 		bad++
 	}
-	for _, r := range raw {
+	clear(a.opts)
+	a.opts = a.opts[:0]
+	nd := 0
+	for _, r := range a.raw {
+		if nd < len(a.dssBuf) && decodeDSSInto(&a.dssBuf[nd], r) {
+			a.opts = append(a.opts, &a.dssBuf[nd])
+			nd++
+			continue
+		}
 		o, err := DecodeOption(r)
 		if err != nil {
 			bad++
 			continue
 		}
-		opts = append(opts, o)
+		a.opts = append(a.opts, o)
+	}
+	return bad
+}
+
+// Packet feeds one TCP segment to the analyzer. The packet's slices are
+// not retained.
+func (a *Analyzer) Packet(p Packet) {
+	if !a.haveStart {
+		a.start, a.haveStart = p.Time, true
 	}
 	key := makeFlowKey(p.Src, p.Dst)
-	if p.Has(TCPFlagSYN) && !p.Has(TCPFlagACK) {
+	isSYN := p.Flags&(TCPFlagSYN|TCPFlagACK) == TCPFlagSYN
+	sf := a.flows[key]
+	if sf == nil && !isSYN {
+		return // not a subflow we know: no need to look at its options
+	}
+	bad := a.decode(p.Options)
+	opts := a.opts
+	if isSYN {
 		a.syn(p, key, opts)
 		if sf := a.flows[key]; sf != nil {
 			sf.conn.optErrors += bad
 		}
-		return
-	}
-	sf := a.flows[key]
-	if sf == nil {
 		return
 	}
 	c := sf.conn
@@ -280,20 +352,21 @@ func (a *Analyzer) Packet(p Packet) {
 		return
 	}
 	fromClient := sf.fromClient(p.Src)
+	fed := false // whether the checksum state already saw this payload
+	var rst *MPTCPRst
 	for _, o := range opts {
 		switch o := o.(type) {
 		case *MPCapable:
-			a.capableACK(p, sf, o)
+			fed = a.capableACK(p, sf, o) || fed
 		case *MPJoin:
 			if o.Form == JoinACK && p.Src == sf.initiator {
 				sf.hmac = o.HMAC
+				a.joinDone(p, sf)
 			}
 		case *DSS:
-			a.dss(p, sf, fromClient, o)
+			fed = a.dss(p, sf, fromClient, o) || fed
 		case *AddAddr:
-			if len(c.addAddr) < maxEvents {
-				c.addAddr = append(c.addAddr, addAddrEvent{fromClient, *o, p.Time})
-			}
+			a.addAddr(p, c, fromClient, o)
 		case *RemoveAddr:
 			if len(c.removeAddr) < maxEvents {
 				ids := make([]int, len(o.AddrIDs))
@@ -302,13 +375,34 @@ func (a *Analyzer) Packet(p Packet) {
 				}
 				c.removeAddr = append(c.removeAddr, RemoveAddrSummary{side(fromClient), ids, p.Time})
 			}
+			for _, id := range o.AddrIDs {
+				if e := a.newEvent(c, EventRemoved, p.Time); e != nil {
+					e.RemID, e.From = ptr8(id), side(fromClient)
+					a.emit(e)
+				}
+			}
 		case *MPPrio:
 			sf.backup = o.Backup
+			if e := a.subflowEvent(sf, EventSubPriority, p.Time); e != nil {
+				e.Backup, e.From = bool8(o.Backup), side(fromClient)
+				a.emit(e)
+			}
 		case *MPFail:
 			c.mpFail++
+			if e := a.subflowEvent(sf, EventMPFail, p.Time); e != nil {
+				e.DSN, e.From = &o.DSN, side(fromClient)
+				a.emit(e)
+			}
 		case *MPFastclose:
+			if !c.fastclose {
+				if e := a.subflowEvent(sf, EventFastclose, p.Time); e != nil {
+					e.From = side(fromClient)
+					a.emit(e)
+				}
+			}
 			c.fastclose = true
 		case *MPTCPRst:
+			rst = o
 			if len(c.resets) < maxEvents {
 				c.resets = append(c.resets, ResetSummary{
 					Src: p.Src.String(), Dst: p.Dst.String(),
@@ -318,10 +412,123 @@ func (a *Analyzer) Packet(p Packet) {
 			}
 		}
 	}
+	if !fed && p.PayloadLen > 0 {
+		a.feedCsum(p, sf)
+	}
 	// An established subflow that carries data without any MPTCP option
 	// means a middlebox stripped them or the peer fell back.
-	if len(raw) == 0 && p.PayloadLen > 0 && sf.synAck && c.established && !sf.joinRefused {
-		c.setFallback("MPTCP options disappeared mid-connection", p.Time)
+	if len(a.raw) == 0 && p.PayloadLen > 0 && sf.synAck && c.established && !sf.joinRefused {
+		a.fallback(c, "MPTCP options disappeared mid-connection", p.Time)
+	}
+	switch {
+	case p.Flags&TCPFlagRST != 0:
+		a.reset(p, sf, rst)
+	case p.Flags&TCPFlagFIN != 0:
+		if p.Src == sf.initiator {
+			sf.finI = true
+		} else {
+			sf.finR = true
+		}
+		if sf.finI && sf.finR && !sf.closed {
+			if e := a.subflowEvent(sf, EventSubClosed, p.Time); e != nil {
+				e.Reason = "fin"
+				a.emit(e)
+			}
+			a.closeSubflow(sf, p.Time)
+		}
+	}
+}
+
+// addAddr records an ADD_ADDR and reports a new announcement (the kernel
+// repeats an ADD_ADDR until it is echoed: only the first is an event).
+func (a *Analyzer) addAddr(p Packet, c *conn, fromClient bool, o *AddAddr) {
+	dup := false
+	if !o.Echo {
+		for _, e := range c.addAddr {
+			if e.fromClient == fromClient && !e.opt.Echo && e.opt.AddrID == o.AddrID && e.opt.Addr == o.Addr && e.opt.Port == o.Port {
+				dup = true
+				break
+			}
+		}
+	}
+	if len(c.addAddr) < maxEvents {
+		c.addAddr = append(c.addAddr, addAddrEvent{fromClient, *o, p.Time})
+	}
+	if o.Echo || dup {
+		return
+	}
+	if e := a.newEvent(c, EventAnnounced, p.Time); e != nil {
+		e.setAddrs(netip.AddrPort{}, netip.AddrPortFrom(o.Addr, o.Port))
+		e.RemID, e.From = ptr8(o.AddrID), side(fromClient)
+		a.emit(e)
+	}
+}
+
+// reset handles a RST on a subflow: a plain one is listed in the summary
+// next to MP_TCPRSTs, and the subflow (or its join attempt) is over.
+func (a *Analyzer) reset(p Packet, sf *subflow, rst *MPTCPRst) {
+	if sf.closed {
+		return
+	}
+	c := sf.conn
+	if rst == nil && len(c.resets) < maxEvents {
+		c.resets = append(c.resets, ResetSummary{
+			Src: p.Src.String(), Dst: p.Dst.String(), Plain: true,
+			ReasonName: "plain TCP RST", Time: p.Time,
+		})
+	}
+	t := EventSubClosed
+	if sf.join && !sf.joined {
+		t = EventJoinFailed
+	}
+	if e := a.subflowEvent(sf, t, p.Time); e != nil {
+		e.RST, e.Reason = true, "reset by "+side(sf.fromClient(p.Src))
+		if rst != nil {
+			e.ResetReason, e.ResetReasonName, e.ResetFlags = ptr8(uint8(rst.Reason)), rst.Reason.String(), ptr8(rst.Flags)
+		}
+		a.emit(e)
+	}
+	a.closeSubflow(sf, p.Time)
+}
+
+// closeSubflow marks sf closed and reports the connection closed with its
+// last subflow.
+func (a *Analyzer) closeSubflow(sf *subflow, t time.Time) {
+	if sf.closed {
+		return
+	}
+	sf.closed = true
+	c := sf.conn
+	c.open--
+	if c.open > 0 || c.closedEvent {
+		return
+	}
+	c.closedEvent = true
+	if e := a.newEvent(c, EventClosed, t); e != nil {
+		e.setAddrs(c.client, c.server)
+		a.emit(e)
+	}
+}
+
+// joinDone handles the third ACK of a join: the handshake is complete,
+// and its HMACs can usually be checked at once.
+func (a *Analyzer) joinDone(p Packet, sf *subflow) {
+	if sf.joined || sf.closed || !sf.join {
+		return
+	}
+	c := sf.conn
+	res := c.joinResult(sf, c.canVerify())
+	if res == HMACInvalid {
+		if e := a.subflowEvent(sf, EventJoinFailed, p.Time); e != nil {
+			e.LocID, e.RemID, e.Reason = ptr8(sf.addrID), ptr8(sf.remID), "invalid HMAC"
+			a.emit(e)
+		}
+		return
+	}
+	sf.joined = true
+	if e := a.subflowEvent(sf, EventSubEstablished, p.Time); e != nil {
+		e.LocID, e.RemID, e.Backup = ptr8(sf.addrID), ptr8(sf.remID), bool8(sf.backup)
+		a.emit(e)
 	}
 }
 
@@ -356,11 +563,15 @@ func (a *Analyzer) syn(p Packet, key flowKey, opts []Option) {
 			return // retransmitted SYN
 		}
 		delete(a.flows, key) // port reuse: the old subflow is over
+		if !old.closed {
+			old.closed = true
+			old.conn.open--
+		}
 	}
 	if mc := findCapable(opts); mc != nil {
 		c := &conn{
 			version: mc.Version, client: p.Src, server: p.Dst,
-			clientFlags: mc.Flags, first: p.Time, last: p.Time,
+			clientFlags: mc.Flags, first: p.Time, last: p.Time, open: 1,
 		}
 		if mc.HasSenderKey { // version 0 sends its key in the SYN
 			a.learnClientKey(c, mc.SenderKey)
@@ -369,6 +580,11 @@ func (a *Analyzer) syn(p Packet, key flowKey, opts []Option) {
 		c.subflows = append(c.subflows, sf)
 		a.conns = append(a.conns, c)
 		a.flows[key] = sf
+		if e := a.newEvent(c, EventCreated, p.Time); e != nil {
+			e.setAddrs(c.client, c.server)
+			e.Version = ptr8(c.version)
+			a.emit(e)
+		}
 		return
 	}
 	j := findJoin(opts)
@@ -388,6 +604,7 @@ func (a *Analyzer) syn(p Packet, key flowKey, opts []Option) {
 		first: p.Time, last: p.Time,
 	}
 	c.subflows = append(c.subflows, sf)
+	c.open++
 	c.last = p.Time
 	a.flows[key] = sf
 }
@@ -424,7 +641,7 @@ func (a *Analyzer) synAck(p Packet, key flowKey, sf *subflow, opts []Option) {
 		mc := findCapable(opts)
 		if mc == nil {
 			c.dropped = true
-			c.setFallback("SYN/ACK without MP_CAPABLE", p.Time)
+			a.fallback(c, "SYN/ACK without MP_CAPABLE", p.Time)
 			delete(a.flows, key)
 			return
 		}
@@ -437,18 +654,26 @@ func (a *Analyzer) synAck(p Packet, key flowKey, sf *subflow, opts []Option) {
 	}
 	j := findJoin(opts)
 	if j == nil || j.Form != JoinSYNACK {
+		if !sf.joinRefused && !sf.closed {
+			if e := a.subflowEvent(sf, EventJoinFailed, p.Time); e != nil {
+				e.LocID, e.Reason = ptr8(sf.addrID), "SYN/ACK without MP_JOIN"
+				a.emit(e)
+			}
+		}
 		sf.joinRefused = true
+		a.closeSubflow(sf, p.Time)
 		return
 	}
-	sf.nonceB, sf.thmac, sf.haveTHMAC = j.Nonce, j.TruncatedHMAC, true
+	sf.nonceB, sf.thmac, sf.haveTHMAC, sf.remID = j.Nonce, j.TruncatedHMAC, true, j.AddrID
 }
 
 // capableACK handles MP_CAPABLE after the handshake: the third ACK (keys)
 // and, in version 1, the first data packet that repeats it with a length.
-func (a *Analyzer) capableACK(p Packet, sf *subflow, mc *MPCapable) {
+// It reports whether it fed the payload to the checksum state.
+func (a *Analyzer) capableACK(p Packet, sf *subflow, mc *MPCapable) bool {
 	c := sf.conn
 	if sf.join || p.Src != c.client {
-		return
+		return false
 	}
 	if mc.HasSenderKey {
 		a.learnClientKey(c, mc.SenderKey)
@@ -456,15 +681,25 @@ func (a *Analyzer) capableACK(p Packet, sf *subflow, mc *MPCapable) {
 	if mc.HasReceiverKey {
 		a.learnServerKey(c, mc.ReceiverKey)
 	}
+	if c.haveClient && c.haveServer && !c.estEvent {
+		c.estEvent = true
+		if e := a.newEvent(c, EventEstablished, p.Time); e != nil {
+			e.setAddrs(c.client, c.server)
+			e.ServerToken = fmt.Sprintf("%08x", versionToken(c.version, c.serverKey))
+			a.emit(e)
+		}
+	}
 	if !mc.HasDataLen || !c.haveClient || c.version != 1 {
-		return
+		return false
 	}
 	// The implicit mapping starts at the first data byte of both spaces.
 	dsn := KeyIDSN(c.clientKey) + 1
 	a.mapping(sf, true, dsn, uint64(mc.DataLen))
-	if c.checksum() && mc.HasChecksum && p.PayloadLen == int(mc.DataLen) && len(p.Payload) == p.PayloadLen {
-		a.checkCsum(c, DSSChecksum(dsn, 1, mc.DataLen, p.Payload) == mc.DataChecksum)
+	if !c.checksum() || !mc.HasChecksum {
+		return false
 	}
+	a.startCsum(p, sf, 0, dsn, 1, mc.DataLen, uint32(mc.DataLen), mc.DataChecksum)
+	return true
 }
 
 func (a *Analyzer) checkCsum(c *conn, ok bool) {
@@ -473,6 +708,94 @@ func (a *Analyzer) checkCsum(c *conn, ok bool) {
 	} else {
 		c.csumBad++
 	}
+}
+
+// startCsum begins verifying the checksum of a mapping in direction dir
+// of sf (0: from the initiator) covering need payload bytes from
+// relative subflow sequence number ssn, and feeds it this packet. An
+// unfinished previous mapping gets this packet first, since it may end
+// in it, and counts as unverified if it is still incomplete.
+func (a *Analyzer) startCsum(p Packet, sf *subflow, dir int, dsn uint64, ssn uint32, dataLen uint16, need uint32, want uint16) {
+	m := &sf.csum[dir]
+	if m.seen && m.dsn == dsn && m.ssn == ssn && m.need == need && m.want == want {
+		// Every segment of a TSO batch repeats its mapping: go on
+		// summing, unless a finished mapping is sent again from its
+		// start (a retransmission), which is checked afresh.
+		isn := sf.isnI
+		if dir == 1 {
+			isn = sf.isnR
+		}
+		if m.active || p.Seq-isn != ssn {
+			a.feedCsum(p, sf)
+			return
+		}
+	}
+	if m.active {
+		a.feedCsum(p, sf)
+		if m.active {
+			m.active = false
+			sf.conn.csumUnverified++
+		}
+	}
+	var ph [16]byte
+	binary.BigEndian.PutUint64(ph[:8], dsn)
+	binary.BigEndian.PutUint32(ph[8:12], ssn)
+	binary.BigEndian.PutUint16(ph[12:14], dataLen)
+	*m = csumMap{active: true, seen: true, dsn: dsn, ssn: ssn, next: ssn, need: need, sum: onesSum(0, ph[:]), want: want}
+	if need == 0 {
+		a.finishCsum(sf.conn, m)
+		return
+	}
+	a.feedCsum(p, sf)
+}
+
+// feedCsum adds the part of p's payload that continues the pending
+// mapping of its direction. A gap (a segment missing from the capture)
+// or a truncated payload abandons the mapping as unverified.
+func (a *Analyzer) feedCsum(p Packet, sf *subflow) {
+	dir, isn := 0, sf.isnI
+	if p.Src != sf.initiator {
+		dir, isn = 1, sf.isnR
+	}
+	m := &sf.csum[dir]
+	if !m.active || p.PayloadLen == 0 {
+		return
+	}
+	rel := p.Seq - isn
+	off := int32(rel - m.next)
+	if off > 0 {
+		m.active = false
+		sf.conn.csumUnverified++
+		return
+	}
+	skip := int(-off)
+	if skip >= p.PayloadLen {
+		return // a retransmission of bytes already summed
+	}
+	if len(p.Payload) < p.PayloadLen {
+		m.active = false
+		sf.conn.csumUnverified++
+		return
+	}
+	b := p.Payload[skip:]
+	n := min(uint32(len(b)), m.need-m.done)
+	b = b[:n]
+	if m.done&1 == 1 && len(b) > 0 {
+		// An odd offset: this byte is the low half of a 16-bit word.
+		m.sum += uint64(b[0])
+		b = b[1:]
+	}
+	m.sum = onesSum(m.sum, b)
+	m.done += n
+	m.next += n
+	if m.done == m.need {
+		a.finishCsum(sf.conn, m)
+	}
+}
+
+func (a *Analyzer) finishCsum(c *conn, m *csumMap) {
+	m.active = false
+	a.checkCsum(c, ^fold(m.sum) == m.want)
 }
 
 // mapping records that sf carried [dsn, dsn+n) in one direction.
@@ -492,7 +815,9 @@ func (a *Analyzer) mapping(sf *subflow, fromClient bool, dsn, n uint64) {
 	d.advance(dsn + n)
 }
 
-func (a *Analyzer) dss(p Packet, sf *subflow, fromClient bool, o *DSS) {
+// dss handles a DSS option; it reports whether it fed the payload to the
+// checksum state.
+func (a *Analyzer) dss(p Packet, sf *subflow, fromClient bool, o *DSS) bool {
 	c := sf.conn
 	own, peer := &c.dirs[0], &c.dirs[1]
 	if !fromClient {
@@ -504,11 +829,11 @@ func (a *Analyzer) dss(p Packet, sf *subflow, fromClient bool, o *DSS) {
 		}
 	}
 	if !o.HasMapping {
-		return
+		return false
 	}
 	if o.DataLen == 0 && !o.DataFIN {
-		c.setFallback("infinite mapping", p.Time)
-		return
+		a.fallback(c, "infinite mapping", p.Time)
+		return false
 	}
 	dsn := own.widen(o.DSN, o.DSN64)
 	n := uint64(o.DataLen)
@@ -516,14 +841,16 @@ func (a *Analyzer) dss(p Packet, sf *subflow, fromClient bool, o *DSS) {
 		n-- // the DATA_FIN occupies one DSN but carries no payload
 	}
 	a.mapping(sf, fromClient, dsn, n)
-	isn := sf.isnI
-	if p.Src == sf.responder {
-		isn = sf.isnR
+	// A DATA_FIN alone has no payload to check.
+	if !c.checksum() || !o.HasChecksum || n == 0 {
+		return false
 	}
-	rel := p.Seq - isn
-	if c.checksum() && o.HasChecksum && o.SubflowSeq == rel && p.PayloadLen == int(o.DataLen) && len(p.Payload) == p.PayloadLen {
-		a.checkCsum(c, VerifyDSSChecksum(dsn, rel, o.DataLen, p.Payload, o.Checksum))
+	dir := 0
+	if p.Src != sf.initiator {
+		dir = 1
 	}
+	a.startCsum(p, sf, dir, dsn, o.SubflowSeq, o.DataLen, uint32(n), o.Checksum)
+	return true
 }
 
 // Summary returns the state accumulated so far. HMACs are checked here,
@@ -555,7 +882,7 @@ func (c *conn) summary() ConnSummary {
 		Resets:       append([]ResetSummary{}, c.resets...),
 		Reinjections: c.reinjections, ReinjectedBytes: c.reinjectedBytes,
 		Fallback: c.fallback, FallbackReason: c.fallbackReason,
-		ChecksumVerified: c.csumOK, ChecksumFailures: c.csumBad,
+		ChecksumVerified: c.csumOK, ChecksumFailures: c.csumBad, ChecksumUnverified: c.csumUnverified,
 		MPFail: c.mpFail, Fastclose: c.fastclose, OptionErrors: c.optErrors,
 		First: c.first, Last: c.last,
 	}
@@ -567,8 +894,7 @@ func (c *conn) summary() ConnSummary {
 		cs.ServerKey = fmt.Sprintf("%016x", c.serverKey)
 		cs.ServerToken = fmt.Sprintf("%08x", versionToken(c.version, c.serverKey))
 	}
-	// HMACs are only defined here for version 1 (SHA-256).
-	canVerify := c.haveClient && c.haveServer && c.version == 1
+	canVerify := c.canVerify()
 	tally := func(r string) {
 		switch r {
 		case HMACValid:
@@ -598,7 +924,8 @@ func (c *conn) summary() ConnSummary {
 		}
 		if e.opt.HasHMAC {
 			as.HMAC = HMACUnverified
-			if canVerify {
+			// ADD_ADDR HMACs exist only in version 1.
+			if canVerify && c.version == 1 {
 				snd, rcv := c.serverKey, c.clientKey
 				if e.fromClient {
 					snd, rcv = rcv, snd
@@ -624,10 +951,14 @@ func (c *conn) joinResult(sf *subflow, canVerify bool) string {
 	if !sf.initiatorIsClient {
 		keyA, keyB = keyB, keyA
 	}
-	if ResponderJoinHMAC(keyA, keyB, sf.nonceA, sf.nonceB) != sf.thmac {
+	responder, initiator := ResponderJoinHMAC, InitiatorJoinHMAC
+	if c.version == 0 {
+		responder, initiator = ResponderJoinHMACv0, InitiatorJoinHMACv0
+	}
+	if responder(keyA, keyB, sf.nonceA, sf.nonceB) != sf.thmac {
 		return HMACInvalid
 	}
-	if sf.hmac != nil && !bytes.Equal(InitiatorJoinHMAC(keyA, keyB, sf.nonceA, sf.nonceB), sf.hmac) {
+	if sf.hmac != nil && !bytes.Equal(initiator(keyA, keyB, sf.nonceA, sf.nonceB), sf.hmac) {
 		return HMACInvalid
 	}
 	return HMACValid

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"os"
@@ -20,49 +21,71 @@ import (
 // pcapCmd is `mptcpd-go pcap SUBCOMMAND`.
 func (s *session) pcapCmd(args []string) error {
 	if len(args) == 0 {
-		return &cmdError{code: exitUsage, msg: "Error: pcap needs a subcommand: capture.\n"}
+		return &cmdError{code: exitUsage, msg: "Error: pcap needs a subcommand: summary, events or capture.\n"}
 	}
 	switch {
 	case matches(args[0], "summary"):
 		return s.pcapSummary(args[1:])
+	case matches(args[0], "events"):
+		return s.pcapEvents(args[1:])
 	case matches(args[0], "capture"):
 		return s.pcapCapture(args[1:])
 	}
-	return &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: unknown pcap subcommand %q; try \"summary\" or \"capture\".\n", args[0])}
+	return &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: unknown pcap subcommand %q; try \"summary\", \"events\" or \"capture\".\n", args[0])}
 }
 
-// pcapSummary is `pcap summary FILE [-j]`: one block per MPTCP connection,
-// then the connections that fell back to TCP.
-func (s *session) pcapSummary(args []string) error {
-	// FILE comes last; the flags before it.
-	if len(args) == 0 || strings.HasPrefix(args[len(args)-1], "-") {
-		return &cmdError{code: exitUsage, msg: "Error: pcap summary needs one capture FILE, after the options.\n"}
+// fileArgs parses the boolean flags of `pcap summary|events` and returns
+// the one capture FILE, which may come before or after them.
+func fileArgs(fs *flag.FlagSet, args []string) (string, error) {
+	var flags, files []string
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") && a != "-" {
+			flags = append(flags, a)
+		} else {
+			files = append(files, a)
+		}
 	}
-	path := args[len(args)-1]
-	fs := newFlagSet("pcap summary")
-	asJSON := fs.Bool("j", false, "print JSON")
-	if err := parseFlags(fs, args[:len(args)-1]); err != nil {
-		return err
+	if len(files) != 1 {
+		return "", &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: %s needs exactly one capture FILE.\n", fs.Name())}
 	}
+	return files[0], parseFlags(fs, flags)
+}
+
+// analyze feeds every TCP segment of the capture at path to a.
+func analyze(path string, a *pcap.Analyzer) error {
 	f, err := os.Open(path)
 	if err != nil {
-		return failure(exitFailure, err)
+		return fmt.Errorf("open capture: %w", err)
 	}
 	defer f.Close()
 	r, err := pcap.NewReader(bufio.NewReaderSize(f, 1<<20))
 	if err != nil {
-		return failure(exitFailure, fmt.Errorf("read %s: %w", path, err))
+		return fmt.Errorf("read %s: %w", path, err)
 	}
-	a := pcap.NewAnalyzer()
 	for {
 		p, err := r.Next()
 		if errors.Is(err, io.EOF) {
-			break
+			return nil
 		}
 		if err != nil {
-			return failure(exitFailure, fmt.Errorf("read %s: %w", path, err))
+			return fmt.Errorf("read %s: %w", path, err)
 		}
 		a.Packet(p)
+	}
+}
+
+// pcapSummary is `pcap summary [-j] FILE`: one block per MPTCP connection,
+// then the connections that fell back to TCP.
+func (s *session) pcapSummary(args []string) error {
+	fs := newFlagSet("pcap summary")
+	asJSON := fs.Bool("j", false, "print JSON")
+	path, err := fileArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	a := pcap.NewAnalyzer()
+	if err := analyze(path, a); err != nil {
+		return failure(exitFailure, err)
 	}
 	sum := a.Summary()
 	if *asJSON || s.opts.json {
@@ -87,19 +110,93 @@ func (s *session) pcapSummary(args []string) error {
 				map[bool]string{true: " backup", false: ""}[sf.Backup], kind, sf.DataBytes)
 		}
 		for _, aa := range c.AddAddr {
-			fmt.Fprintf(w, "  add_addr %+v\n", aa)
+			echo := ""
+			if aa.Echo {
+				echo = " echo"
+			}
+			fmt.Fprintf(w, "  add_addr from %s id %d %s", aa.From, aa.AddrID, aa.Addr)
+			if aa.Port != 0 {
+				fmt.Fprintf(w, " port %d", aa.Port)
+			}
+			fmt.Fprintf(w, "%s%s\n", echo, map[bool]string{true: " hmac " + aa.HMAC, false: ""}[aa.HMAC != ""])
 		}
 		for _, ra := range c.RemoveAddr {
-			fmt.Fprintf(w, "  remove_addr %+v\n", ra)
+			fmt.Fprintf(w, "  remove_addr from %s ids %v\n", ra.From, ra.AddrIDs)
 		}
-		fmt.Fprintf(w, "  reinjections %d (%d bytes) hmac ok %d failed %d unverified %d checksums ok %d failed %d\n",
-			c.Reinjections, c.ReinjectedBytes, c.HMACVerified, c.HMACFailures, c.HMACUnverified, c.ChecksumVerified, c.ChecksumFailures)
+		for _, r := range c.Resets {
+			kind := fmt.Sprintf("MP_TCPRST reason %d (%s)", r.Reason, r.ReasonName)
+			if r.Plain {
+				kind = "plain RST"
+			} else if r.Transient {
+				kind += " transient"
+			}
+			fmt.Fprintf(w, "  reset %s -> %s %s\n", r.Src, r.Dst, kind)
+		}
+		fmt.Fprintf(w, "  reinjections %d (%d bytes) hmac ok %d failed %d unverified %d checksums ok %d failed %d unverified %d\n",
+			c.Reinjections, c.ReinjectedBytes, c.HMACVerified, c.HMACFailures, c.HMACUnverified, c.ChecksumVerified, c.ChecksumFailures, c.ChecksumUnverified)
+		if c.MPFail > 0 || c.Fastclose {
+			fmt.Fprintf(w, "  mp_fail %d fastclose %v\n", c.MPFail, c.Fastclose)
+		}
 		if c.Fallback {
 			fmt.Fprintf(w, "  fell back to TCP: %s\n", c.FallbackReason)
 		}
 	}
 	for _, fb := range sum.FallbackConnections {
 		fmt.Fprintf(w, "fallback %s -> %s: %s\n", fb.Client, fb.Server, fb.Reason)
+	}
+	return nil
+}
+
+// pcapEvents is `pcap events [-j] FILE`: the capture as a timeline of
+// MPTCP events in the style of `monitor`, each line prefixed with the
+// seconds since the first packet. -j prints a JSON array, one event
+// object per line (field names in the pcap package documentation). The
+// events are printed as the capture is read, so memory stays bounded.
+func (s *session) pcapEvents(args []string) error {
+	fs := newFlagSet("pcap events")
+	asJSON := fs.Bool("j", false, "print JSON")
+	path, err := fileArgs(fs, args)
+	if err != nil {
+		return err
+	}
+	js := *asJSON || s.opts.json
+	w := s.stdout
+	var werr error
+	n := 0
+	a := pcap.NewAnalyzer()
+	a.HandleEvents(func(e pcap.Event) {
+		if werr != nil {
+			return
+		}
+		if !js {
+			_, werr = fmt.Fprintf(w, "%12.6f %s\n", e.Rel, e)
+			return
+		}
+		b, err := json.Marshal(e)
+		if err != nil {
+			werr = err
+			return
+		}
+		sep := ",\n"
+		if n == 0 {
+			sep = "[\n"
+		}
+		n++
+		w.WriteString(sep)
+		_, werr = w.Write(b)
+	})
+	err = analyze(path, a)
+	if js {
+		if n == 0 {
+			w.WriteString("[")
+		}
+		w.WriteString("\n]\n")
+	}
+	if err == nil {
+		err = werr
+	}
+	if err != nil {
+		return failure(exitFailure, err)
 	}
 	return nil
 }
@@ -116,7 +213,7 @@ func orDash(s string) string {
 // flushes the file.
 func (s *session) pcapCapture(args []string) error {
 	fs := newFlagSet("pcap capture")
-	iface := fs.String("i", "", "interface to capture on")
+	iface := fs.String("i", "", "interface to capture on (\"any\": all of them, Linux cooked v2 headers)")
 	file := fs.String("w", "", "file to write: pcapng when it ends in .pcapng, else pcap")
 	count := fs.Int("c", 0, "stop after this many packets (0: until interrupted)")
 	mptcpOnly := fs.Bool("mptcp-only", false, "keep only TCP segments with an MPTCP option (filtered in the kernel)")

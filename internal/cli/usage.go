@@ -27,7 +27,8 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
          | reload [ --socket PATH | --config PATH ]
          | policy check [ --config PATH ]
          | pcap summary [ -j ] FILE
-         | pcap capture -i IFACE -w FILE [ -c N ] [ --mptcp-only ]
+         | pcap events [ -j ] FILE
+         | pcap capture -i IFACE|any -w FILE [ -c N ] [ --mptcp-only ]
                         [ --snaplen N ]
          | proxy server --listen ADDR [ --to HOST:PORT ] [ --announce ADDR ]...
                         [ --allow PREFIX ]... [ --psk-file FILE ]

@@ -21,9 +21,21 @@ import (
 // DefaultSnaplen keeps whole packets of any usual MTU, and GSO batches.
 const DefaultSnaplen = 262144
 
+// AnyInterface captures on every interface of the namespace, like
+// tcpdump -i any. Frames are stored with a Linux cooked v2 (SLL2) header,
+// which records the interface and direction of each packet.
+const AnyInterface = "any"
+
+// rcvbuf is the socket receive buffer a capture asks for.
+const rcvbuf = 32 << 20
+
+// sll2Len is the size of the Linux cooked v2 header.
+const sll2Len = 20
+
 // Config selects what to capture.
 type Config struct {
-	// Interface is the name of the link to capture on.
+	// Interface is the name of the link to capture on, or AnyInterface
+	// for all of the namespace's links (Linux cooked v2 link type).
 	Interface string
 	// NetNSFD is an open network namespace file to capture in; 0 or
 	// less means the caller's namespace.
@@ -46,6 +58,7 @@ type Packet struct {
 // Source reads packets from an interface.
 type Source struct {
 	fd       int
+	any      bool // cooked capture on every interface: SLL2 headers built here
 	linkType LinkType
 	snaplen  int
 	buf      []byte
@@ -62,11 +75,21 @@ func Open(cfg Config) (*Source, error) {
 	if nsFD <= 0 {
 		nsFD = -1
 	}
-	fd, err := netnsutil.Socket(nsFD, unix.AF_PACKET, unix.SOCK_RAW|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
+	any := cfg.Interface == AnyInterface
+	// Interfaces differ in link-layer headers, so "any" reads from the
+	// network header on (SOCK_DGRAM) and writes its own SLL2 header.
+	typ := unix.SOCK_RAW
+	if any {
+		typ = unix.SOCK_DGRAM
+	}
+	fd, err := netnsutil.Socket(nsFD, unix.AF_PACKET, typ|unix.SOCK_CLOEXEC, int(htons(unix.ETH_P_ALL)))
 	if err != nil {
 		return nil, fmt.Errorf("capture on %s: open a packet socket (needs CAP_NET_RAW): %w", cfg.Interface, err)
 	}
-	s := &Source{fd: fd, snaplen: snaplen, buf: make([]byte, snaplen), oob: make([]byte, 128)}
+	s := &Source{fd: fd, any: any, snaplen: snaplen, buf: make([]byte, snaplen), oob: make([]byte, 128)}
+	if any {
+		s.buf = make([]byte, sll2Len+snaplen)
+	}
 	if err := s.setup(cfg, snaplen); err != nil {
 		unix.Close(fd)
 		return nil, fmt.Errorf("capture on %s: %w", cfg.Interface, err)
@@ -75,6 +98,10 @@ func Open(cfg Config) (*Source, error) {
 }
 
 func (s *Source) setup(cfg Config, snaplen int) error {
+	if s.any {
+		s.linkType = LinkTypeLinuxSLL2
+		return s.finish(cfg, 0, 0, snaplen)
+	}
 	// The interface is looked up in the socket's namespace.
 	ifr, err := unix.NewIfreq(cfg.Interface)
 	if err != nil {
@@ -97,11 +124,18 @@ func (s *Source) setup(cfg Config, snaplen int) error {
 	default:
 		return fmt.Errorf("interface %q has hardware type %d, which this capture does not handle (Ethernet, loopback and raw IP links are)", cfg.Interface, hw)
 	}
+	var link uint32
+	if s.linkType == LinkTypeEthernet {
+		link = 14
+	}
+	return s.finish(cfg, ifindex, link, snaplen)
+}
+
+// finish attaches the filter, asks for timestamps and binds to ifindex
+// (0: every interface). link is the length of the link-layer header the
+// filter sees.
+func (s *Source) finish(cfg Config, ifindex int, link uint32, snaplen int) error {
 	if cfg.MPTCPOnly {
-		var link uint32
-		if s.linkType == LinkTypeEthernet {
-			link = 14
-		}
 		prog, err := mptcpFilter(link, uint32(snaplen))
 		if err != nil {
 			return err
@@ -109,6 +143,12 @@ func (s *Source) setup(cfg Config, snaplen int) error {
 		if err := attach(s.fd, prog); err != nil {
 			return err
 		}
+	}
+	// A large receive buffer rides out bursts (GSO batches of 64 KiB)
+	// while the writer is busy; without CAP_NET_ADMIN the kernel's
+	// smaller limit applies, which is fine.
+	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUFFORCE, rcvbuf); err != nil {
+		_ = unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_RCVBUF, rcvbuf)
 	}
 	if err := unix.SetsockoptInt(s.fd, unix.SOL_SOCKET, unix.SO_TIMESTAMPNS, 1); err != nil {
 		return os.NewSyscallError("setsockopt SO_TIMESTAMPNS", err)
@@ -159,6 +199,13 @@ func (s *Source) Read(ctx context.Context) (Packet, error) {
 		if err := ctx.Err(); err != nil {
 			return Packet{}, err
 		}
+		if s.any {
+			p, ok, err := s.readCooked()
+			if ok || err != nil {
+				return p, err
+			}
+			continue
+		}
 		// MSG_TRUNC: n is the frame's full length even when cut short.
 		n, oobn, _, _, err := unix.Recvmsg(s.fd, s.buf, s.oob, unix.MSG_TRUNC)
 		switch {
@@ -173,6 +220,34 @@ func (s *Source) Read(ctx context.Context) (Packet, error) {
 		}
 		return p, nil
 	}
+}
+
+// readCooked reads one packet of an "any" capture and puts an SLL2
+// header built from the sender address in front of it. ok is false when
+// the read timed out or was interrupted before a packet came.
+func (s *Source) readCooked() (p Packet, ok bool, err error) {
+	n, oobn, _, from, err := unix.Recvmsg(s.fd, s.buf[sll2Len:], s.oob, unix.MSG_TRUNC)
+	switch {
+	case errors.Is(err, unix.EAGAIN), errors.Is(err, unix.EINTR):
+		return Packet{}, false, nil
+	case err != nil:
+		return Packet{}, false, fmt.Errorf("read a packet: %w", os.NewSyscallError("recvmsg", err))
+	}
+	h := s.buf[:sll2Len]
+	clear(h)
+	if ll, ok := from.(*unix.SockaddrLinklayer); ok {
+		binary.BigEndian.PutUint16(h[0:], htons(ll.Protocol))
+		binary.BigEndian.PutUint32(h[4:], uint32(ll.Ifindex))
+		binary.BigEndian.PutUint16(h[8:], ll.Hatype)
+		h[10] = ll.Pkttype
+		h[11] = min(ll.Halen, 8)
+		copy(h[12:20], ll.Addr[:])
+	}
+	p = Packet{Length: sll2Len + n, Data: s.buf[:sll2Len+min(n, len(s.buf)-sll2Len)], Time: time.Now()}
+	if ts, ok := timestamp(s.oob[:oobn]); ok {
+		p.Time = ts
+	}
+	return p, true, nil
 }
 
 // timestamp finds the kernel's receive time among the control messages.

@@ -17,6 +17,9 @@ type LinkType uint16
 const (
 	LinkTypeEthernet LinkType = 1
 	LinkTypeRaw      LinkType = 101
+	// LinkTypeLinuxSLL2 is Linux cooked capture v2, used for captures
+	// on AnyInterface.
+	LinkTypeLinuxSLL2 LinkType = 276
 )
 
 // Writer stores packets in a capture file.
