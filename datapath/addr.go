@@ -1,10 +1,10 @@
 package datapath
 
 import (
-	"context"
 	"fmt"
 	"net"
 	"net/netip"
+	"slices"
 
 	"go.uber.org/zap"
 )
@@ -40,14 +40,14 @@ func (c *Conn) queueControl(f Frame) error {
 }
 
 // addAddr handles an ADD_ADDR: a client with JoinAnnounced joins the
-// address once its MAC verifies. Caller holds mu.
+// address from each of its paths once the MAC verifies. Caller holds mu.
 func (c *Conn) addAddr(f *AddAddr) {
 	log := c.log.With(zap.Uint8("id", f.ID), zap.Stringer("addr", f.Addr), zap.Uint16("port", f.Port))
 	if !VerifyMAC(AddAddrMAC(c.remote, c.local, f.ID, f.Addr, f.Port), f.MAC) {
 		log.Warn("ignoring ADD_ADDR with missing or wrong MAC")
 		return
 	}
-	if !c.isClient || !c.cfg.JoinAnnounced || c.tornDown || c.joined[f.ID] {
+	if !c.isClient || !c.cfg.JoinAnnounced || c.tornDown {
 		log.Debug("not joining announced address")
 		return
 	}
@@ -57,40 +57,27 @@ func (c *Conn) addAddr(f *AddAddr) {
 			port = uint16(ta.Port)
 		}
 	}
-	if c.joined == nil {
-		c.joined = make(map[uint8]bool)
+	addr := netip.AddrPortFrom(f.Addr, port).String()
+	for i, p := range c.paths() {
+		if rt := c.addRoute(routeKey{int(f.ID), i}, addr, p.Backup); rt != nil {
+			c.startRoute(rt, 0)
+		}
 	}
-	c.joined[f.ID] = true
-	// Counted in wg while mu is held and the connection is not torn down,
-	// so Close's Wait sees it.
-	c.wg.Add(1)
-	go c.joinAnnounced(f.ID, netip.AddrPortFrom(f.Addr, port), log)
 }
 
-func (c *Conn) joinAnnounced(id uint8, ap netip.AddrPort, log *zap.Logger) {
-	defer c.wg.Done()
-	ctx, cancel := context.WithTimeout(context.Background(), c.cfg.HandshakeTimeout)
-	defer cancel()
-	go func() {
-		select {
-		case <-c.done:
-			cancel()
-		case <-ctx.Done():
-		}
-	}()
-	var d net.Dialer
-	nc, err := d.DialContext(ctx, "tcp", ap.String())
-	if err == nil {
-		err = c.join(ctx, nc, false, int(id))
-		if err != nil {
-			_ = nc.Close()
+// removeAddr handles a REMOVE_ADDR: subflows joined to those addresses
+// close for good (their data is reinjected elsewhere). Caller holds mu.
+func (c *Conn) removeAddr(ids []uint8) {
+	for _, s := range slices.Clone(c.subflows) {
+		if s.remoteAddrID >= 0 && slices.Contains(ids, uint8(s.remoteAddrID)) {
+			s.route = nil
+			c.failSubflow(s, fmt.Errorf("peer removed address id %d", s.remoteAddrID))
 		}
 	}
-	if err != nil {
-		log.Warn("joining announced address failed", zap.Error(err))
-		c.mu.Lock()
-		delete(c.joined, id)
-		c.mu.Unlock()
+	for k := range c.routes {
+		if k.addrID >= 0 && slices.Contains(ids, uint8(k.addrID)) {
+			delete(c.routes, k)
+		}
 	}
 }
 
@@ -107,7 +94,7 @@ func (c *Conn) SetBackup(id int, backup bool) error {
 	for _, sf := range c.subflows {
 		if sf.id == id {
 			sf.backup = backup
-			sf.ctrl = append(sf.ctrl, b)
+			sf.ctrl = append(sf.ctrl, b...)
 			c.notify()
 			return nil
 		}

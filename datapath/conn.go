@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io"
@@ -35,11 +36,15 @@ const (
 	DefaultHeartbeat        = time.Second
 	DefaultHandshakeTimeout = 10 * time.Second
 	DefaultLinger           = 5 * time.Second
-	DefaultMaxPayload       = 16 << 10
+	// DefaultMaxPayload fills a frame close to MaxFrameSize: fewer frames
+	// mean fewer syscalls, lock round trips and wake-ups per byte.
+	DefaultMaxPayload = 63 << 10
+	DefaultStaleAfter = 200 * time.Millisecond
 )
 
 // subflowQueueLimit bounds the DATA bytes waiting for one subflow's writer
-// so that most unsent data stays schedulable on any subflow.
+// (besides the batch being written) so that most unsent data stays
+// schedulable on any subflow.
 const subflowQueueLimit = 4 * DefaultMaxPayload
 
 // Config holds the settings shared by clients and servers. Zero fields take
@@ -52,17 +57,25 @@ type Config struct {
 	// buffer (default DefaultWindow). Both ends must use the same value:
 	// there is no window field on the wire.
 	Window int
-	// Heartbeat is the PING interval per subflow (default 1 s).
+	// Heartbeat is the PING interval per idle subflow (default 1 s).
 	Heartbeat time.Duration
 	// DeadAfter declares a subflow dead after this long without any frame
 	// from the peer (default 3 heartbeats).
 	DeadAfter time.Duration
+	// StaleAfter is how long a PING may stay unanswered (at least 4 RTTs)
+	// before its subflow counts as stale: its unacknowledged DATA is
+	// reinjected on the other subflows and it gets no new data until it
+	// answers again; it is not closed before DeadAfter. While data flows,
+	// PINGs go out every StaleAfter/2. Default DefaultStaleAfter;
+	// negative disables stale detection.
+	StaleAfter time.Duration
 	// HandshakeTimeout bounds CAPABLE and JOIN exchanges (default 10 s).
 	HandshakeTimeout time.Duration
 	// Linger is how long Close waits for the peer to acknowledge the data
 	// and DATA_FIN before tearing the subflows down (default 5 s).
 	Linger time.Duration
-	// MaxPayload is the DATA payload per frame (default 16 KiB).
+	// MaxPayload is the DATA payload per frame (default
+	// DefaultMaxPayload, at most MaxDataPayload).
 	MaxPayload int
 	// Scheduler makes the per-connection scheduler (default
 	// NewLowestDrainTime).
@@ -70,7 +83,7 @@ type Config struct {
 	// Logger receives subflow events and refusals; nil discards them.
 	Logger *zap.Logger
 	// JoinAnnounced makes a client join the addresses the server
-	// announces with ADD_ADDR (MAC verified), one subflow each.
+	// announces with ADD_ADDR (MAC verified), one subflow per local path.
 	JoinAnnounced bool
 }
 
@@ -87,6 +100,9 @@ func (c *Config) withDefaults() Config {
 	}
 	if d.DeadAfter <= 0 {
 		d.DeadAfter = 3 * d.Heartbeat
+	}
+	if d.StaleAfter == 0 {
+		d.StaleAfter = DefaultStaleAfter
 	}
 	if d.HandshakeTimeout <= 0 {
 		d.HandshakeTimeout = DefaultHandshakeTimeout
@@ -106,6 +122,24 @@ func (c *Config) withDefaults() Config {
 	return d
 }
 
+// signal wakes the goroutines waiting on it under Conn.mu. The channel is
+// made only when someone waits, so firing an unwatched signal is free.
+type signal struct{ ch chan struct{} }
+
+func (s *signal) wait() <-chan struct{} {
+	if s.ch == nil {
+		s.ch = make(chan struct{})
+	}
+	return s.ch
+}
+
+func (s *signal) fire() {
+	if s.ch != nil {
+		close(s.ch)
+		s.ch = nil
+	}
+}
+
 type subflow struct {
 	id     int
 	addrID uint8
@@ -115,17 +149,29 @@ type subflow struct {
 	backup bool
 	dead   bool
 	quit   chan struct{} // closed when dead
+	kick   signal        // wakes the writer
+	route  *route        // how the client re-opens it; nil: it does not
 
-	ctrl    [][]byte // control frames, sent before data
-	data    [][]byte // DATA frames
-	queued  int      // DATA payload bytes queued or being written
+	// Frames for the writer, which swaps each for its spare buffer and
+	// writes it without the lock: no other goroutine touches bytes being
+	// written.
+	ctrl    []byte // control frames, sent before data
+	data    []byte // DATA frames
+	pending int    // DATA payload bytes in data
+	writing int    // DATA payload bytes being written
 	started time.Time
 
-	remoteAddrID  int // announced address id this subflow joined, -1: none
-	lastRecv      time.Time
-	rtt           time.Duration
-	sent, recv    uint64 // DATA payload bytes
-	framesWritten uint64
+	ki   kernelInfo // last TCP_INFO; refreshed after writes and by the monitor
+	kiOK bool
+
+	remoteAddrID int // announced address id this subflow joined, -1: none
+	lastRecv     time.Time
+	lastPing     time.Time
+	probeSent    time.Time // an unanswered PING went out then; zero: none
+	stale        bool
+	staleSince   time.Time
+	rtt          time.Duration
+	sent, recv   uint64 // DATA payload bytes
 }
 
 // SubflowStats describes one subflow of a connection, alive or not.
@@ -138,6 +184,9 @@ type SubflowStats struct {
 	BytesSent     uint64 // DATA payload bytes written, reinjections included
 	BytesReceived uint64 // DATA payload bytes read, duplicates included
 	RTT           time.Duration
+	// Stale reports a live subflow that stopped answering PINGs in time
+	// (see Config.StaleAfter): it carries no new data for now.
+	Stale bool
 }
 
 // Stats is a snapshot of a connection's subflows.
@@ -157,26 +206,35 @@ type Conn struct {
 	sched    Scheduler
 	epoch    time.Time // PING timestamps are nanoseconds since epoch
 	onClose  func()
+	dial     *dialInfo // set by Dial: how to open more subflows
 
-	wg   sync.WaitGroup // subflow readers/writers and heartbeat
-	done chan struct{}  // closed at teardown
+	wg          sync.WaitGroup // subflow readers/writers, monitor, joins
+	done        chan struct{}  // closed at teardown
+	ctx         context.Context
+	cancel      context.CancelFunc // cancels ctx at teardown
+	monitorWake chan struct{}      // wakes the monitor when data starts to flow
 
 	mu         sync.Mutex
-	changed    chan struct{} // closed and replaced on every state change
-	subflows   []*subflow    // alive
-	all        []*subflow    // for Stats
+	readable   signal     // data, EOF, error or read deadline
+	writable   signal     // send-buffer room, acks, error or write deadline
+	subflows   []*subflow // alive
+	all        []*subflow // for Stats
+	cands      []*subflow // scratch for usable
+	infos      []SubflowInfo
 	nextID     int
 	nextAddrID uint8
 	snd        *SendBuffer
 	rcv        *Reassembler
-	readBuf    []byte
 	lastAck    uint64
 	ackPending bool
-	ctrlAny    [][]byte       // control frames for any active subflow
-	joined     map[uint8]bool // announced address ids joined or being joined
+	ackRepeat  time.Time
+	ctrlAny    [][]byte // control frames for any active subflow
+	routes     map[routeKey]*route
 	gotData    bool
-	err        error // terminal; Write fails with it, Read after the buffer
-	reset      bool  // err is an abort: Read fails at once
+	lastData   time.Time // DATA last received
+	fast       bool      // the monitor runs at the probe interval
+	err        error     // terminal; Write fails with it, Read after the buffer
+	reset      bool      // err is an abort: Read fails at once
 	closed     bool
 	tornDown   bool
 	readDL     time.Time
@@ -185,28 +243,33 @@ type Conn struct {
 }
 
 func newConn(cfg Config, local, remote Key, isClient bool) *Conn {
+	ctx, cancel := context.WithCancel(context.Background())
 	c := &Conn{
 		cfg: cfg, log: cfg.Logger, local: local, remote: remote, isClient: isClient,
 		sched: cfg.Scheduler(), epoch: time.Now(), done: make(chan struct{}),
-		changed: make(chan struct{}),
+		ctx: ctx, cancel: cancel, monitorWake: make(chan struct{}, 1),
 		// As in MPTCP the first data byte has DSN IDSN+1.
 		snd: NewSendBuffer(local.IDSN()+1, cfg.Window),
 		rcv: NewReassembler(remote.IDSN()+1, cfg.Window),
 	}
 	c.lastAck = c.rcv.Ack()
 	c.wg.Add(1)
-	go c.heartbeat()
+	go c.monitor()
 	return c
 }
 
-// notify wakes everything waiting for a state change. Caller holds mu.
+// notify wakes every waiter: for rare events (subflows coming and going,
+// teardown, priority changes). Caller holds mu.
 func (c *Conn) notify() {
-	close(c.changed)
-	c.changed = make(chan struct{})
+	c.readable.fire()
+	c.writable.fire()
+	for _, sf := range c.subflows {
+		sf.kick.fire()
+	}
 }
 
-// wait releases mu until the state changes or dl passes. Caller holds mu.
-func (c *Conn) wait(dl time.Time) error {
+// wait releases mu until sig fires or dl passes. Caller holds mu.
+func (c *Conn) wait(dl time.Time, sig *signal) error {
 	var timeout <-chan time.Time
 	if !dl.IsZero() {
 		d := time.Until(dl)
@@ -217,7 +280,7 @@ func (c *Conn) wait(dl time.Time) error {
 		defer t.Stop()
 		timeout = t.C
 	}
-	ch := c.changed
+	ch := sig.wait()
 	c.mu.Unlock()
 	defer c.mu.Lock()
 	select {
@@ -228,21 +291,24 @@ func (c *Conn) wait(dl time.Time) error {
 }
 
 // attach adds an established subflow and starts its goroutines.
-func (c *Conn) attach(nc net.Conn, dec *Decoder, backup bool, addrID uint8, remoteAddrID int) (*subflow, error) {
+func (c *Conn) attach(nc net.Conn, dec *Decoder, backup bool, addrID uint8, remoteAddrID int, rt *route) (*subflow, error) {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	if c.err != nil || c.closed {
 		return nil, fmt.Errorf("datapath: adding subflow: connection closed")
 	}
 	now := time.Now()
-	sf := &subflow{id: c.nextID, addrID: addrID, nc: nc, dec: dec, backup: backup,
-		quit: make(chan struct{}), started: now, lastRecv: now, remoteAddrID: remoteAddrID}
+	sf := &subflow{id: c.nextID, addrID: addrID, nc: nc, dec: dec, backup: backup, route: rt,
+		quit: make(chan struct{}), started: now, lastRecv: now, lastPing: now, remoteAddrID: remoteAddrID}
 	c.nextID++
 	if tc, ok := nc.(*net.TCPConn); ok {
 		sf.tcp = tc
 		if err := tuneTCP(tc); err != nil {
 			c.log.Debug("setting TCP_NOTSENT_LOWAT", zap.Error(err))
 		}
+	}
+	if rt != nil {
+		rt.upOnce = true
 	}
 	if c.first == nil {
 		c.first = sf
@@ -275,6 +341,9 @@ func (c *Conn) failSubflow(sf *subflow, err error) {
 	if len(c.subflows) == 0 {
 		c.fail(fmt.Errorf("%w: %w", ErrNoSubflows, err))
 	}
+	if sf.route != nil {
+		c.reopen(sf.route)
+	}
 	c.notify()
 }
 
@@ -289,41 +358,80 @@ func (c *Conn) fail(err error) {
 	}
 	c.tornDown = true
 	close(c.done)
+	c.cancel()
 	for _, sf := range c.subflows {
 		sf.dead = true
 		close(sf.quit)
 		_ = sf.nc.Close()
 	}
-	c.subflows = nil
 	c.notify()
+	c.subflows = nil
 }
 
-// usable returns the subflows the scheduler may use: the active ones, or
-// the backups when no active subflow is alive. Caller holds mu.
+// rank orders subflows for carrying data and acks: fresh before stale,
+// active before backup.
+func rank(sf *subflow) int {
+	r := 0
+	if sf.backup {
+		r++
+	}
+	if sf.stale {
+		r += 2
+	}
+	return r
+}
+
+// usable returns the subflows the scheduler may use: those of the best
+// rank, e.g. the fresh active ones, else fresh backups, else stale ones.
+// The slice is reused by the next call. Caller holds mu.
 func (c *Conn) usable() []*subflow {
-	var act, bak []*subflow
+	best := 4
 	for _, sf := range c.subflows {
-		if sf.backup {
-			bak = append(bak, sf)
-		} else {
-			act = append(act, sf)
+		best = min(best, rank(sf))
+	}
+	c.cands = c.cands[:0]
+	for _, sf := range c.subflows {
+		if rank(sf) == best {
+			c.cands = append(c.cands, sf)
 		}
 	}
-	if len(act) > 0 {
-		return act
+	return c.cands
+}
+
+// ackCarrier reports whether sf may carry a DATA_ACK or connection-level
+// control frame: backups only when no active subflow lives, so they stay
+// idle, and stale ones only when nothing better is left. Caller holds mu.
+func (c *Conn) ackCarrier(sf *subflow) bool {
+	for _, s := range c.subflows {
+		if rank(s) < rank(sf) {
+			return false
+		}
 	}
-	return bak
+	return true
+}
+
+// requestAck makes the next writer that may carry it send a DATA_ACK, and
+// wakes one such writer. Caller holds mu.
+func (c *Conn) requestAck() {
+	c.ackPending = true
+	var best *subflow
+	for _, sf := range c.subflows {
+		if best == nil || rank(sf) < rank(best) || (rank(sf) == rank(best) && sf.pending < best.pending) {
+			best = sf
+		}
+	}
+	if best != nil {
+		best.kick.fire()
+	}
 }
 
 func (c *Conn) info(sf *subflow) SubflowInfo {
-	in := SubflowInfo{ID: sf.id, Backup: sf.backup, Queued: sf.queued,
-		Full: sf.queued >= subflowQueueLimit, RTT: sf.rtt}
-	if sf.tcp != nil {
-		if ki, ok := tcpInfo(sf.tcp); ok {
-			in.Queued += ki.notsent
-			in.RTT, in.DeliveryRate = ki.rtt, ki.rate
-			return in
-		}
+	in := SubflowInfo{ID: sf.id, Backup: sf.backup, Queued: sf.pending + sf.writing,
+		Full: sf.pending >= subflowQueueLimit, RTT: sf.rtt}
+	if sf.kiOK {
+		in.Queued += sf.ki.notsent
+		in.RTT, in.DeliveryRate = sf.ki.rtt, sf.ki.rate
+		return in
 	}
 	if el := time.Since(sf.started).Seconds(); el > 0 && sf.sent > 0 {
 		in.DeliveryRate = float64(sf.sent) / el
@@ -332,7 +440,8 @@ func (c *Conn) info(sf *subflow) SubflowInfo {
 }
 
 // schedule moves data from the send buffer onto subflow queues for as
-// long as the scheduler finds room. Caller holds mu.
+// long as the scheduler finds room, encoding each DATA frame straight into
+// the queue. Caller holds mu.
 func (c *Conn) schedule() {
 	if c.err != nil {
 		return
@@ -342,74 +451,67 @@ func (c *Conn) schedule() {
 		if len(cands) == 0 {
 			return
 		}
-		infos := make([]SubflowInfo, len(cands))
-		for i, sf := range cands {
-			infos[i] = c.info(sf)
+		infos := c.infos[:0]
+		for _, sf := range cands {
+			infos = append(infos, c.info(sf))
 		}
+		c.infos = infos
 		picks := c.sched.Pick(infos)
-		if len(picks) == 0 {
+		if len(picks) == 0 || picks[0] < 0 || picks[0] >= len(cands) {
 			return
 		}
 		first := cands[picks[0]]
-		d, ok := c.snd.Next(first.id, c.cfg.MaxPayload)
+		at := len(first.data)
+		var n int
+		var ok bool
+		first.data, n, ok = c.snd.appendNext(first.data, first.id, c.cfg.MaxPayload)
 		if !ok {
 			return
 		}
-		b, err := AppendFrame(nil, d)
-		if err != nil { // cannot happen: Next bounds the payload
-			c.fail(fmt.Errorf("datapath: encoding DATA: %w", err))
-			return
-		}
-		for _, i := range picks {
-			if i < 0 || i >= len(cands) {
+		first.pending += n
+		first.kick.fire()
+		for _, i := range picks[1:] {
+			if i < 0 || i >= len(cands) || cands[i] == first {
 				continue
 			}
 			sf := cands[i]
-			sf.data = append(sf.data, b)
-			sf.queued += len(d.Payload)
+			sf.data = append(sf.data, first.data[at:]...)
+			sf.pending += n
+			sf.kick.fire()
+		}
+		c.wakeMonitor()
+	}
+}
+
+// wakeMonitor switches the monitor to the fast probe interval once data
+// flows. Caller holds mu.
+func (c *Conn) wakeMonitor() {
+	if !c.fast && c.cfg.StaleAfter > 0 {
+		c.fast = true
+		select {
+		case c.monitorWake <- struct{}{}:
+		default:
 		}
 	}
 }
 
-// ackCarrier reports whether sf may carry a DATA_ACK: backups only when no
-// active subflow lives, so they stay idle. Caller holds mu.
-func (c *Conn) ackCarrier(sf *subflow) bool {
-	if !sf.backup {
-		return true
-	}
-	for _, s := range c.subflows {
-		if !s.backup {
-			return false
-		}
-	}
-	return true
-}
-
-// advertisedAck acknowledges only what the application has read, so the
-// peer's unacknowledged data bounds our receive buffer too. Caller holds mu.
-func (c *Conn) advertisedAck() uint64 {
-	a := c.rcv.Ack() - uint64(len(c.readBuf))
-	if c.rcv.Done() && len(c.readBuf) > 0 {
-		a-- // the DATA_FIN's DSN is not consumed yet
-	}
-	return a
-}
-
-// maybeAck queues a DATA_ACK when enough was consumed to matter: a quarter
-// window, or everything. Caller holds mu.
+// maybeAck asks for a DATA_ACK when enough was consumed to matter: a
+// quarter window, or everything. DATA_ACK acknowledges only what the
+// application has read, so the peer's unacknowledged data bounds our
+// receive buffer too. Caller holds mu.
 func (c *Conn) maybeAck() {
-	a := c.advertisedAck()
+	a := c.rcv.consumed()
 	if a == c.lastAck {
 		return
 	}
-	if len(c.readBuf) == 0 || seqDiff(a, c.lastAck) >= int64(c.cfg.Window/4) {
-		c.ackPending = true
-		c.notify()
+	if c.rcv.unread() == 0 || seqDiff(a, c.lastAck) >= int64(c.cfg.Window/4) {
+		c.requestAck()
 	}
 }
 
 func (c *Conn) writeLoop(sf *subflow) {
 	defer c.wg.Done()
+	var ctrl, data []byte // spare buffers, then the batch being written
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	for {
@@ -418,17 +520,18 @@ func (c *Conn) writeLoop(sf *subflow) {
 		}
 		c.schedule()
 		if c.ackPending && c.ackCarrier(sf) {
-			a := c.advertisedAck()
-			b, _ := AppendFrame(nil, &DataAck{Ack: a})
-			sf.ctrl = append(sf.ctrl, b)
+			a := c.rcv.consumed()
+			sf.ctrl, _ = AppendFrame(sf.ctrl, &DataAck{Ack: a})
 			c.lastAck, c.ackPending = a, false
 		}
 		if len(c.ctrlAny) > 0 && c.ackCarrier(sf) {
-			sf.ctrl = append(sf.ctrl, c.ctrlAny...)
+			for _, b := range c.ctrlAny {
+				sf.ctrl = append(sf.ctrl, b...)
+			}
 			c.ctrlAny = nil
 		}
 		if len(sf.ctrl)+len(sf.data) == 0 {
-			ch := c.changed
+			ch := sf.kick.wait()
 			c.mu.Unlock()
 			select {
 			case <-ch:
@@ -437,23 +540,36 @@ func (c *Conn) writeLoop(sf *subflow) {
 			c.mu.Lock()
 			continue
 		}
-		bufs := make(net.Buffers, 0, len(sf.ctrl)+len(sf.data))
-		bufs = append(append(bufs, sf.ctrl...), sf.data...)
-		n := len(bufs)
-		payload := sf.queued
-		sf.ctrl, sf.data = nil, nil
+		ctrl, sf.ctrl = sf.ctrl, ctrl[:0]
+		data, sf.data = sf.data, data[:0]
+		payload := sf.pending
+		sf.writing, sf.pending = payload, 0
 		c.mu.Unlock()
-		_, err := bufs.WriteTo(sf.nc)
+		var err error
+		switch {
+		case len(ctrl) > 0 && len(data) > 0:
+			bufs := net.Buffers{ctrl, data}
+			_, err = bufs.WriteTo(sf.nc)
+		case len(ctrl) > 0:
+			_, err = sf.nc.Write(ctrl)
+		default:
+			_, err = sf.nc.Write(data)
+		}
+		var ki kernelInfo
+		kiOK := false
+		if err == nil && sf.tcp != nil {
+			ki, kiOK = tcpInfo(sf.tcp)
+		}
 		c.mu.Lock()
+		sf.writing = 0
 		if err != nil {
 			c.failSubflow(sf, fmt.Errorf("writing subflow %d: %w", sf.id, err))
 			return
 		}
-		// Only frames queued before the write left; later ones stay counted.
-		sf.queued -= payload
+		if kiOK {
+			sf.ki, sf.kiOK = ki, true
+		}
 		sf.sent += uint64(payload)
-		sf.framesWritten += uint64(n)
-		c.notify()
 	}
 }
 
@@ -461,11 +577,19 @@ func (c *Conn) readLoop(sf *subflow) {
 	defer c.wg.Done()
 	for {
 		f, err := sf.dec.Decode()
+		now := time.Now()
 		c.mu.Lock()
-		if err == nil {
-			err = c.handle(sf, f)
-		} else {
-			err = fmt.Errorf("reading subflow %d: %w", sf.id, err)
+		// Frames already buffered are handled in the same critical
+		// section: Decode cannot block on them.
+		for {
+			if err != nil {
+				err = fmt.Errorf("reading subflow %d: %w", sf.id, err)
+				break
+			}
+			if err = c.handle(sf, f, now); err != nil || sf.dead || !sf.dec.frameBuffered() {
+				break
+			}
+			f, err = sf.dec.Decode()
 		}
 		if err != nil {
 			c.failSubflow(sf, err)
@@ -480,30 +604,26 @@ func (c *Conn) readLoop(sf *subflow) {
 	}
 }
 
-// handle processes one frame from sf. A returned error closes the
-// subflow; stream-level violations end the whole connection. Caller holds
-// mu.
-func (c *Conn) handle(sf *subflow, f Frame) error {
-	sf.lastRecv = time.Now()
+// handle processes one frame from sf; a DATA payload is only valid during
+// the call. A returned error closes the subflow; stream-level violations
+// end the whole connection. Caller holds mu.
+func (c *Conn) handle(sf *subflow, f Frame, now time.Time) error {
+	sf.lastRecv = now
 	switch f := f.(type) {
 	case *Data:
 		sf.recv += uint64(len(f.Payload))
-		c.gotData = true
-		out, err := c.rcv.Push(f)
-		if err != nil {
+		c.gotData, c.lastData = true, now
+		c.wakeMonitor()
+		before, wasDone := c.rcv.unread(), c.rcv.Done()
+		if err := c.rcv.store(f); err != nil {
 			c.fail(fmt.Errorf("datapath: peer sent bad DATA on subflow %d: %w", sf.id, err))
 			return nil
 		}
-		if len(out) > 0 || c.rcv.Done() {
-			c.readBuf = append(c.readBuf, out...)
-			c.notify()
-		}
-		if len(out) == 0 && !c.rcv.Done() {
+		if c.rcv.unread() > before || c.rcv.Done() != wasDone {
+			c.readable.fire()
+		} else if !c.rcv.Done() && seqDiff(f.DSN, c.rcv.Ack()) < 0 {
 			// A duplicate may mean our ACK was lost with a subflow.
-			if seqDiff(f.DSN, c.rcv.Ack()) < 0 {
-				c.ackPending = true
-				c.notify()
-			}
+			c.requestAck()
 		}
 		c.maybeAck()
 	case *DataAck:
@@ -511,15 +631,12 @@ func (c *Conn) handle(sf *subflow, f Frame) error {
 			c.fail(fmt.Errorf("datapath: peer sent bad DATA_ACK: %w", err))
 			return nil
 		}
-		c.notify()
+		c.writable.fire()
 	case *Ping:
-		b, _ := AppendFrame(nil, &Pong{Timestamp: f.Timestamp})
-		sf.ctrl = append(sf.ctrl, b)
-		c.notify()
+		sf.ctrl, _ = AppendFrame(sf.ctrl, &Pong{Timestamp: f.Timestamp})
+		sf.kick.fire()
 	case *Pong:
-		if rtt := time.Since(c.epoch) - time.Duration(f.Timestamp); rtt >= 0 && rtt < time.Hour {
-			sf.rtt = rtt
-		}
+		c.pong(sf, f, now)
 	case *Prio:
 		sf.backup = f.Backup
 		c.notify()
@@ -533,46 +650,11 @@ func (c *Conn) handle(sf *subflow, f Frame) error {
 	case *AddAddr:
 		c.addAddr(f)
 	case *RemoveAddr:
-		for _, s := range slices.Clone(c.subflows) {
-			if s.remoteAddrID >= 0 && slices.Contains(f.IDs, uint8(s.remoteAddrID)) {
-				c.failSubflow(s, fmt.Errorf("peer removed address id %d", s.remoteAddrID))
-			}
-		}
-		for _, id := range f.IDs {
-			delete(c.joined, id)
-		}
+		c.removeAddr(f.IDs)
 	default:
 		return fmt.Errorf("%w: %v on established subflow %d", ErrProtocol, f.Type(), sf.id)
 	}
 	return nil
-}
-
-func (c *Conn) heartbeat() {
-	defer c.wg.Done()
-	t := time.NewTicker(c.cfg.Heartbeat)
-	defer t.Stop()
-	for {
-		select {
-		case <-c.done:
-			return
-		case <-t.C:
-		}
-		c.mu.Lock()
-		now := time.Now()
-		for _, sf := range slices.Clone(c.subflows) {
-			if now.Sub(sf.lastRecv) > c.cfg.DeadAfter {
-				c.failSubflow(sf, fmt.Errorf("%w: subflow %d silent for %v", ErrSubflowDead, sf.id, now.Sub(sf.lastRecv).Round(time.Millisecond)))
-				continue
-			}
-			b, _ := AppendFrame(nil, &Ping{Timestamp: uint64(now.Sub(c.epoch))})
-			sf.ctrl = append(sf.ctrl, b)
-		}
-		if c.gotData {
-			c.ackPending = true // repeat the ACK in case one was lost
-		}
-		c.notify()
-		c.mu.Unlock()
-	}
 }
 
 // Read reads stream data. It returns io.EOF after the peer's DATA_FIN and
@@ -586,12 +668,8 @@ func (c *Conn) Read(p []byte) (int, error) {
 			return 0, fmt.Errorf("datapath: read: %w", net.ErrClosed)
 		case c.reset:
 			return 0, c.err
-		case len(c.readBuf) > 0:
-			n := copy(p, c.readBuf)
-			c.readBuf = c.readBuf[n:]
-			if len(c.readBuf) == 0 {
-				c.readBuf = nil
-			}
+		case c.rcv.unread() > 0:
+			n := c.rcv.read(p)
 			c.maybeAck()
 			return n, nil
 		case c.rcv.Done():
@@ -601,7 +679,7 @@ func (c *Conn) Read(p []byte) (int, error) {
 		case len(p) == 0:
 			return 0, nil
 		}
-		if err := c.wait(c.readDL); err != nil {
+		if err := c.wait(c.readDL, &c.readable); err != nil {
 			return 0, err
 		}
 	}
@@ -622,7 +700,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		n, err := c.snd.Write(p[total:])
 		total += n
 		if n > 0 {
-			c.notify()
+			c.schedule()
 		}
 		if total == len(p) {
 			return total, nil
@@ -630,7 +708,7 @@ func (c *Conn) Write(p []byte) (int, error) {
 		if err != nil && !errors.Is(err, ErrSendBufferFull) {
 			return total, fmt.Errorf("datapath: write: %w", err)
 		}
-		if err := c.wait(c.writeDL); err != nil {
+		if err := c.wait(c.writeDL, &c.writable); err != nil {
 			return total, err
 		}
 	}
@@ -645,7 +723,7 @@ func (c *Conn) CloseWrite() error {
 		return fmt.Errorf("datapath: close write: %w", net.ErrClosed)
 	}
 	c.snd.Close()
-	c.notify()
+	c.schedule()
 	return nil
 }
 
@@ -659,10 +737,11 @@ func (c *Conn) Close() error {
 	}
 	c.closed = true
 	c.snd.Close()
+	c.schedule()
 	c.notify()
 	dl := time.Now().Add(c.cfg.Linger)
 	for !c.snd.Done() && c.err == nil {
-		if c.wait(dl) != nil {
+		if c.wait(dl, &c.writable) != nil {
 			c.log.Info("closing with unacknowledged data", zap.Int("bytes", c.snd.Unacked()))
 			break
 		}
@@ -716,7 +795,7 @@ func (c *Conn) Stats() Stats {
 	for _, sf := range c.all {
 		st.Subflows = append(st.Subflows, SubflowStats{ID: sf.id, Backup: sf.backup, Dead: sf.dead,
 			LocalAddr: sf.nc.LocalAddr(), RemoteAddr: sf.nc.RemoteAddr(),
-			BytesSent: sf.sent, BytesReceived: sf.recv, RTT: sf.rtt})
+			BytesSent: sf.sent, BytesReceived: sf.recv, RTT: sf.rtt, Stale: sf.stale && !sf.dead})
 	}
 	return st
 }
@@ -732,7 +811,8 @@ func (c *Conn) SetDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.readDL, c.writeDL = t, t
-	c.notify()
+	c.readable.fire()
+	c.writable.fire()
 	return nil
 }
 
@@ -742,7 +822,7 @@ func (c *Conn) SetReadDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.readDL = t
-	c.notify()
+	c.readable.fire()
 	return nil
 }
 
@@ -752,7 +832,7 @@ func (c *Conn) SetWriteDeadline(t time.Time) error {
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	c.writeDL = t
-	c.notify()
+	c.writable.fire()
 	return nil
 }
 

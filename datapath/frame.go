@@ -1,6 +1,7 @@
 package datapath
 
 import (
+	"bytes"
 	"encoding/binary"
 	"errors"
 	"fmt"
@@ -287,12 +288,21 @@ func Encode(w io.Writer, f Frame) error {
 	return nil
 }
 
-// Decoder reads frames from a stream. It allocates at most one body per
-// frame, never larger than its maximum frame size.
+// Decoder reads frames from a stream. By default it reads exactly one
+// frame per Decode and allocates at most one body per frame, never larger
+// than its maximum frame size.
 type Decoder struct {
 	r   io.Reader
 	max int
 	hdr [HeaderSize]byte
+
+	// Buffered mode (newBufferedDecoder): reads ahead into buf, and DATA
+	// payloads alias buf until the next Decode.
+	buf        []byte
+	bufMax     int
+	rpos, wpos int
+	rerr       error
+	data       Data
 }
 
 // NewDecoder returns a decoder reading from r that rejects frames larger
@@ -303,6 +313,21 @@ func NewDecoder(r io.Reader, maxFrame int) *Decoder {
 		maxFrame = MaxFrameSize
 	}
 	return &Decoder{r: r, max: maxFrame}
+}
+
+// Buffer sizes of subflow decoders: small until a large frame shows up,
+// so that handshakes (and refused connections) stay cheap.
+const (
+	decoderInitBuf = 4 << 10
+	decoderMaxBuf  = 256 << 10
+)
+
+// newBufferedDecoder returns a decoder for a subflow: it reads ahead in
+// large chunks into a reusable buffer and returns DATA frames (the *Data
+// itself and its payload) that are valid only until the next Decode. The
+// decoder must own r: bytes it read ahead are not given back.
+func newBufferedDecoder(r io.Reader) *Decoder {
+	return &Decoder{r: r, max: MaxFrameSize, buf: make([]byte, decoderInitBuf), bufMax: decoderMaxBuf}
 }
 
 // Decode reads one frame from r, allowing frames up to MaxFrameSize.
@@ -316,6 +341,9 @@ func Decode(r io.Reader) (Frame, error) {
 // ErrUnknownType or ErrMalformed for invalid input. The stream is not
 // resynchronised after an error: the caller should drop the subflow.
 func (d *Decoder) Decode() (Frame, error) {
+	if d.buf != nil {
+		return d.decodeBuffered()
+	}
 	if _, err := io.ReadFull(d.r, d.hdr[:]); err != nil {
 		if err == io.EOF {
 			return nil, io.EOF
@@ -325,14 +353,9 @@ func (d *Decoder) Decode() (Frame, error) {
 		}
 		return nil, fmt.Errorf("reading frame header: %w", err)
 	}
-	t, flags := FrameType(d.hdr[0]), d.hdr[1]
-	n := int(binary.BigEndian.Uint16(d.hdr[2:]))
-	if HeaderSize+n > d.max {
-		return nil, fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrFrameTooLarge, t, HeaderSize+n, d.max)
-	}
-	// Check type before allocating so garbage fails fast.
-	if t < TypeCapable || t > TypePong {
-		return nil, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
+	t, flags, n, err := d.checkHeader(d.hdr[:])
+	if err != nil {
+		return nil, err
 	}
 	body := make([]byte, n)
 	if _, err := io.ReadFull(d.r, body); err != nil {
@@ -346,6 +369,110 @@ func (d *Decoder) Decode() (Frame, error) {
 		return nil, fmt.Errorf("decoding %v: %w", t, err)
 	}
 	return f, nil
+}
+
+// checkHeader validates a header before its body is read, so garbage
+// fails fast.
+func (d *Decoder) checkHeader(h []byte) (FrameType, uint8, int, error) {
+	t, flags := FrameType(h[0]), h[1]
+	n := int(binary.BigEndian.Uint16(h[2:]))
+	if HeaderSize+n > d.max {
+		return 0, 0, 0, fmt.Errorf("%w: %v frame of %d bytes, limit %d", ErrFrameTooLarge, t, HeaderSize+n, d.max)
+	}
+	if t < TypeCapable || t > TypePong {
+		return 0, 0, 0, fmt.Errorf("%w: %d", ErrUnknownType, uint8(t))
+	}
+	return t, flags, n, nil
+}
+
+func (d *Decoder) decodeBuffered() (Frame, error) {
+	if err := d.fill(HeaderSize); err != nil {
+		if err == io.EOF && d.wpos == d.rpos {
+			return nil, io.EOF
+		}
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: in header", ErrTruncated)
+		}
+		return nil, fmt.Errorf("reading frame header: %w", err)
+	}
+	t, flags, n, err := d.checkHeader(d.buf[d.rpos : d.rpos+HeaderSize])
+	if err != nil {
+		return nil, err
+	}
+	if err := d.fill(HeaderSize + n); err != nil {
+		if err == io.EOF || err == io.ErrUnexpectedEOF {
+			return nil, fmt.Errorf("%w: %v body wants %d bytes", ErrTruncated, t, n)
+		}
+		return nil, fmt.Errorf("reading %v body: %w", t, err)
+	}
+	body := d.buf[d.rpos+HeaderSize : d.rpos+HeaderSize+n]
+	d.rpos += HeaderSize + n
+	if t == TypeData {
+		if err := parseData(flags, body, &d.data); err != nil {
+			return nil, fmt.Errorf("decoding %v: %w", t, err)
+		}
+		return &d.data, nil
+	}
+	switch t {
+	case TypeCapable, TypeJoin, TypeAddAddr, TypeRemoveAddr:
+		body = bytes.Clone(body) // these frames keep slices of their body
+	}
+	f, err := parseBody(t, flags, body)
+	if err != nil {
+		return nil, fmt.Errorf("decoding %v: %w", t, err)
+	}
+	return f, nil
+}
+
+// fill makes at least need bytes available at buf[rpos:], reading ahead
+// as much as fits.
+func (d *Decoder) fill(need int) error {
+	for d.wpos-d.rpos < need {
+		if d.rerr != nil {
+			err := d.rerr
+			d.rerr = nil
+			return err
+		}
+		if d.rpos == d.wpos {
+			d.rpos, d.wpos = 0, 0
+		}
+		if d.rpos+need > len(d.buf) {
+			if need > len(d.buf) || len(d.buf) < d.bufMax {
+				b := make([]byte, max(need, d.bufMax))
+				d.wpos = copy(b, d.buf[d.rpos:d.wpos])
+				d.buf, d.rpos = b, 0
+			} else {
+				d.wpos = copy(d.buf, d.buf[d.rpos:d.wpos])
+				d.rpos = 0
+			}
+		}
+		n, err := d.r.Read(d.buf[d.wpos:])
+		d.wpos += n
+		d.rerr = err
+	}
+	return nil
+}
+
+// frameBuffered reports whether a whole frame is already buffered, so
+// the next Decode will not block.
+func (d *Decoder) frameBuffered() bool {
+	if d.buf == nil || d.wpos-d.rpos < HeaderSize {
+		return false
+	}
+	n := int(binary.BigEndian.Uint16(d.buf[d.rpos+2:]))
+	return d.wpos-d.rpos >= HeaderSize+n
+}
+
+// parseData decodes a DATA body into f; the payload aliases b.
+func parseData(flags uint8, b []byte, f *Data) error {
+	if flags&^flagFin != 0 {
+		return fmt.Errorf("%w: unknown flags %#02x", ErrMalformed, flags)
+	}
+	if len(b) < 8 {
+		return fmt.Errorf("%w: DATA shorter than DSN (body %d bytes)", ErrMalformed, len(b))
+	}
+	*f = Data{DSN: binary.BigEndian.Uint64(b), Fin: flags&flagFin != 0, Payload: nonEmpty(b[8:])}
+	return nil
 }
 
 func parseBody(t FrameType, flags uint8, b []byte) (Frame, error) {
@@ -383,10 +510,8 @@ func parseBody(t FrameType, flags uint8, b []byte) (Frame, error) {
 		return &Join{Token: binary.BigEndian.Uint32(b), Nonce: binary.BigEndian.Uint32(b[4:]),
 			AddrID: b[8], Backup: flags&flagBackup != 0, MAC: nonEmpty(b[9:])}, nil
 	case TypeData:
-		if len(b) < 8 {
-			return nil, bad("DATA shorter than DSN")
-		}
-		return &Data{DSN: binary.BigEndian.Uint64(b), Fin: flags&flagFin != 0, Payload: nonEmpty(b[8:])}, nil
+		f := new(Data)
+		return f, parseData(flags, b, f)
 	case TypeDataAck:
 		v, err := u64()
 		return &DataAck{Ack: v}, err

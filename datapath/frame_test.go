@@ -6,6 +6,7 @@ import (
 	"io"
 	"net/netip"
 	"testing"
+	"testing/iotest"
 
 	"github.com/google/go-cmp/cmp"
 )
@@ -201,14 +202,25 @@ func FuzzDecodeFrame(f *testing.F) {
 	}
 	f.Fuzz(func(t *testing.T, in []byte) {
 		d := NewDecoder(bytes.NewReader(in), 1024)
+		// The subflow decoder reads ahead in small pieces here so that
+		// frames straddle its buffer; it must agree with the plain one.
+		bd := newBufferedDecoder(iotest.HalfReader(bytes.NewReader(in)))
+		bd.max = 1024
 		var consumed int
 		for {
 			fr, err := d.Decode()
+			bfr, berr := bd.Decode()
+			if got, want := errClass(berr), errClass(err); got != want {
+				t.Fatalf("buffered decoder: error %v, plain decoder: %v", berr, err)
+			}
 			if err != nil {
-				if fr != nil {
+				if fr != nil || bfr != nil {
 					t.Fatalf("frame %v returned with error %v", fr, err)
 				}
 				return
+			}
+			if diff := cmp.Diff(fr, bfr, cmp.Comparer(func(a, b netip.Addr) bool { return a == b })); diff != "" {
+				t.Fatalf("buffered decoder (-plain +buffered):\n%s", diff)
 			}
 			b, err := AppendFrame(nil, fr)
 			if err != nil {
@@ -220,4 +232,14 @@ func FuzzDecodeFrame(f *testing.F) {
 			consumed += len(b)
 		}
 	})
+}
+
+// errClass maps a Decode error to the sentinel it wraps.
+func errClass(err error) error {
+	for _, e := range []error{io.EOF, ErrTruncated, ErrFrameTooLarge, ErrUnknownType, ErrMalformed} {
+		if errors.Is(err, e) {
+			return e
+		}
+	}
+	return err
 }

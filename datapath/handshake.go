@@ -59,7 +59,7 @@ func readFrame[T Frame](dec *Decoder, what string) (T, error) {
 // Client runs the CAPABLE handshake as the client over nc (the first
 // subflow, any net.Conn) and returns the connection. nc is closed on error.
 func Client(ctx context.Context, nc net.Conn, cfg *Config) (*Conn, error) {
-	c, err := clientHandshake(ctx, nc, cfg.withDefaults())
+	c, err := clientHandshake(ctx, nc, cfg.withDefaults(), nil, nil)
 	if err != nil {
 		_ = nc.Close()
 		return nil, err
@@ -67,7 +67,9 @@ func Client(ctx context.Context, nc net.Conn, cfg *Config) (*Conn, error) {
 	return c, nil
 }
 
-func clientHandshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error) {
+// clientHandshake runs CAPABLE; di and rt, from Dial, are set before the
+// subflow starts so that an early ADD_ADDR already sees the paths.
+func clientHandshake(ctx context.Context, nc net.Conn, cfg Config, di *dialInfo, rt *route) (*Conn, error) {
 	stop := deadlineFor(ctx, nc, cfg.HandshakeTimeout)
 	defer stop()
 	a, err := NewKey(nil)
@@ -78,7 +80,7 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error
 	if err := Encode(nc, &Capable{Version: Version, PSKRequired: psk, Key: a}); err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
 	}
-	dec := NewDecoder(nc, MaxFrameSize)
+	dec := newBufferedDecoder(nc)
 	reply, err := readFrame[*Capable](dec, "CAPABLE reply")
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrHandshake, err)
@@ -104,7 +106,11 @@ func clientHandshake(ctx context.Context, nc net.Conn, cfg Config) (*Conn, error
 	stop()
 	c := newConn(cfg, a, b, true)
 	c.nextAddrID = 1
-	if _, err := c.attach(nc, dec, false, 0, -1); err != nil {
+	c.dial = di
+	if rt != nil {
+		c.routes = map[routeKey]*route{rt.key: rt}
+	}
+	if _, err := c.attach(nc, dec, false, 0, -1, rt); err != nil {
 		return nil, err
 	}
 	return c, nil
@@ -160,14 +166,14 @@ func serverHandshake(nc net.Conn, dec *Decoder, first *Capable, cfg Config, regi
 // when no active subflow is left. Only the client side can join. nc is
 // closed on error.
 func (c *Conn) AddSubflow(ctx context.Context, nc net.Conn, backup bool) error {
-	if err := c.join(ctx, nc, backup, -1); err != nil {
+	if err := c.join(ctx, nc, backup, -1, nil); err != nil {
 		_ = nc.Close()
 		return err
 	}
 	return nil
 }
 
-func (c *Conn) join(ctx context.Context, nc net.Conn, backup bool, remoteAddrID int) error {
+func (c *Conn) join(ctx context.Context, nc net.Conn, backup bool, remoteAddrID int, rt *route) error {
 	if !c.isClient {
 		return fmt.Errorf("datapath: adding subflow: only the client side joins")
 	}
@@ -185,7 +191,7 @@ func (c *Conn) join(ctx context.Context, nc net.Conn, backup bool, remoteAddrID 
 	if err := Encode(nc, &Join{Token: token, Nonce: ra, AddrID: id, Backup: backup}); err != nil {
 		return fmt.Errorf("%w: %w", ErrJoinRefused, err)
 	}
-	dec := NewDecoder(nc, MaxFrameSize)
+	dec := newBufferedDecoder(nc)
 	reply, err := readFrame[*Join](dec, "JOIN reply")
 	if err != nil {
 		return fmt.Errorf("%w: %w", ErrJoinRefused, err)
@@ -199,7 +205,7 @@ func (c *Conn) join(ctx context.Context, nc net.Conn, backup bool, remoteAddrID 
 		return fmt.Errorf("%w: %w", ErrJoinRefused, err)
 	}
 	stop()
-	_, err = c.attach(nc, dec, backup, id, remoteAddrID)
+	_, err = c.attach(nc, dec, backup, id, remoteAddrID, rt)
 	return err
 }
 

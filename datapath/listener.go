@@ -37,7 +37,10 @@ type Path struct {
 	// Device binds the subflow to an interface (SO_BINDTODEVICE; needs
 	// CAP_NET_RAW). Empty: any.
 	Device string
-	// Backup marks a joined subflow as backup. Ignored for the first path.
+	// Backup marks the path's subflows as backup: they carry data only
+	// when no active subflow is left. Dial starts the connection on the
+	// first non-backup path (on the first path if all are backups, which
+	// then carries data normally).
 	Backup bool
 }
 
@@ -46,6 +49,13 @@ type ClientConfig struct {
 	Config
 	// Paths lists the local paths; empty means one unbound path.
 	Paths []Path
+	// RejoinDelay is how long the client waits before re-opening the
+	// subflow of a path that died, or that could not join during Dial
+	// (default DefaultRejoinDelay); the delay doubles after each failed
+	// attempt up to RejoinMaxDelay (default DefaultRejoinMaxDelay).
+	// Negative disables re-opening.
+	RejoinDelay    time.Duration
+	RejoinMaxDelay time.Duration
 }
 
 // ErrListenerClosed is returned by Accept after Close.
@@ -74,6 +84,9 @@ type Listener struct {
 // cfg.ExtraListeners.
 func Listen(ctx context.Context, network, addr string, cfg *ServerConfig) (*Listener, error) {
 	var lc net.ListenConfig
+	// Subflows are plain TCP by design; Go would make them MPTCP where
+	// the kernel supports it.
+	lc.SetMultipathTCP(false)
 	ln, err := lc.Listen(ctx, network, addr)
 	if err != nil {
 		return nil, fmt.Errorf("datapath: listening on %s: %w", addr, err)
@@ -162,7 +175,7 @@ func (l *Listener) serve(nc net.Conn) {
 func (l *Listener) setup(nc net.Conn) error {
 	stop := deadlineFor(context.Background(), nc, l.cfg.HandshakeTimeout)
 	defer stop()
-	dec := NewDecoder(nc, MaxFrameSize)
+	dec := newBufferedDecoder(nc)
 	f, err := dec.Decode()
 	if err != nil {
 		return fmt.Errorf("reading first frame: %w", err)
@@ -194,7 +207,7 @@ func (l *Listener) setup(nc net.Conn) error {
 		l.conns[token] = c
 		l.notifyLocked()
 		l.mu.Unlock()
-		if _, err := c.attach(nc, dec, false, 0, -1); err != nil {
+		if _, err := c.attach(nc, dec, false, 0, -1, nil); err != nil {
 			_ = c.Abort()
 			return err
 		}
@@ -215,7 +228,7 @@ func (l *Listener) setup(nc net.Conn) error {
 			return err
 		}
 		stop()
-		if _, err := c.attach(nc, dec, f.Backup, f.AddrID, -1); err != nil {
+		if _, err := c.attach(nc, dec, f.Backup, f.AddrID, -1, nil); err != nil {
 			return fmt.Errorf("%w: %w", ErrJoinRefused, err)
 		}
 		return nil
@@ -324,49 +337,92 @@ func (l *Listener) Close() error {
 	}
 }
 
-// Dial connects to server over the first of cfg.Paths and joins one more
-// subflow per further path. A path that fails to join is logged and
-// skipped; the connection is returned as long as the first subflow is up.
+// dialFirst connects the initial subflow: over the active paths in order,
+// then the backup ones, the first that reaches server wins, so a
+// connection can start while a link is down. Each attempt is bounded by
+// the handshake timeout: a path that drops SYNs must not hold it for
+// minutes.
+func dialFirst(ctx context.Context, paths []Path, server string, cfg Config) (int, net.Conn, error) {
+	order := make([]int, 0, len(paths))
+	for _, backup := range []bool{false, true} {
+		for i, p := range paths {
+			if p.Backup == backup {
+				order = append(order, i)
+			}
+		}
+	}
+	var errs []error
+	for _, i := range order {
+		dctx, cancel := context.WithTimeout(ctx, cfg.HandshakeTimeout)
+		nc, err := dialPath(dctx, paths[i], server)
+		cancel()
+		if err == nil {
+			if len(errs) > 0 {
+				cfg.Logger.Warn("path unusable; another carries the initial subflow", zap.Errors("errors", errs))
+			}
+			return i, nc, nil
+		}
+		errs = append(errs, err)
+		if ctx.Err() != nil {
+			break
+		}
+	}
+	return 0, nil, errors.Join(errs...)
+}
+
+// Dial connects to server over the first non-backup path of cfg.Paths
+// that reaches it (see dialFirst) and joins one more subflow from each
+// further path. With JoinAnnounced,
+// each path also joins each address the server announces (full mesh). A
+// path that fails to join is logged and, unless RejoinDelay is negative,
+// retried in the background, as is any subflow that dies later; the
+// connection is returned as long as the first subflow is up.
 func Dial(ctx context.Context, cfg *ClientConfig, server string) (*Conn, error) {
 	var cc ClientConfig
 	if cfg != nil {
 		cc = *cfg
 	}
-	paths := cc.Paths
+	paths := slices.Clone(cc.Paths)
 	if len(paths) == 0 {
 		paths = []Path{{}}
 	}
-	nc, err := dialPath(ctx, paths[0], server)
+	di := &dialInfo{paths: paths, rejoinMin: cc.RejoinDelay, rejoinMax: cc.RejoinMaxDelay}
+	if di.rejoinMin == 0 {
+		di.rejoinMin = DefaultRejoinDelay
+	}
+	if di.rejoinMax <= 0 {
+		di.rejoinMax = DefaultRejoinMaxDelay
+	}
+	di.rejoinMax = max(di.rejoinMax, di.rejoinMin)
+	cfgd := cc.Config.withDefaults()
+	first, nc, err := dialFirst(ctx, paths, server, cfgd)
 	if err != nil {
 		return nil, err
 	}
-	c, err := Client(ctx, nc, &cc.Config)
+	rt := &route{key: routeKey{-1, first}, addr: server}
+	c, err := clientHandshake(ctx, nc, cfgd, di, rt)
 	if err != nil {
+		_ = nc.Close()
 		return nil, fmt.Errorf("datapath: connecting to %s: %w", server, err)
 	}
-	for _, p := range paths[1:] {
-		nc, err := dialPath(ctx, p, server)
-		if err == nil {
-			err = c.AddSubflow(ctx, nc, p.Backup)
+	for i, p := range paths {
+		if i == first {
+			continue
 		}
-		if err != nil {
+		c.mu.Lock()
+		rt := c.addRoute(routeKey{-1, i}, server, p.Backup)
+		c.mu.Unlock()
+		if rt == nil {
+			continue
+		}
+		if err := c.openRoute(ctx, rt); err != nil {
 			c.log.Warn("joining path failed", zap.Stringer("local", p.LocalAddr), zap.String("device", p.Device), zap.Error(err))
+			c.mu.Lock()
+			if c.retries(rt) {
+				c.startRoute(rt, di.rejoinMin)
+			}
+			c.mu.Unlock()
 		}
 	}
 	return c, nil
-}
-
-func dialPath(ctx context.Context, p Path, server string) (net.Conn, error) {
-	var d net.Dialer
-	if p.LocalAddr.IsValid() {
-		d.LocalAddr = &net.TCPAddr{IP: p.LocalAddr.AsSlice(), Zone: p.LocalAddr.Zone()}
-	}
-	if p.Device != "" {
-		d.Control = bindToDevice(p.Device)
-	}
-	nc, err := d.DialContext(ctx, "tcp", server)
-	if err != nil {
-		return nil, fmt.Errorf("datapath: dialing %s (local %v, device %q): %w", server, p.LocalAddr, p.Device, err)
-	}
-	return nc, nil
 }

@@ -2,6 +2,7 @@ package datapath
 
 import (
 	"errors"
+	"math/rand/v2"
 	"testing"
 
 	"github.com/google/go-cmp/cmp"
@@ -74,5 +75,54 @@ func TestReassemblerBuffered(t *testing.T) {
 	got, err := r.Push(&Data{DSN: 0, Payload: []byte("ab")})
 	if err != nil || len(got) != 8 || r.Buffered() != 0 {
 		t.Fatalf("got %q, %v, buffered %d", got, err, r.Buffered())
+	}
+}
+
+// TestReassemblerRing stores random, overlapping, out-of-order pieces of a
+// stream while a slow reader consumes it in random amounts, so the ring
+// wraps, grows and holds unread and out-of-order data at once. What is
+// read must be the stream; the window is measured from the reader.
+func TestReassemblerRing(t *testing.T) {
+	for seed := uint64(1); seed <= 4; seed++ {
+		rng := rand.New(rand.NewPCG(seed, 99))
+		const window = 3000
+		src := make([]byte, 100_000)
+		for i := range src {
+			src[i] = byte(rng.Uint32())
+		}
+		base := uint64(1<<64 - 50_000) // wraps mid-test
+		r := NewReassembler(base, window)
+		var got []byte
+		buf := make([]byte, 700)
+		for step := 0; len(got) < len(src); step++ {
+			if step > 1_000_000 {
+				t.Fatalf("seed %d: stuck at %d bytes", seed, len(got))
+			}
+			rd := len(got)
+			if rng.IntN(3) == 0 {
+				n := r.read(buf[:rng.IntN(len(buf))+1])
+				got = append(got, buf[:n]...)
+				continue
+			}
+			off := rd - 500 + rng.IntN(window+500)
+			n := rng.IntN(900) + 1
+			off = max(off, 0)
+			end := min(off+n, rd+window, len(src))
+			if end <= off {
+				continue
+			}
+			if err := r.store(&Data{DSN: base + uint64(off), Payload: src[off:end]}); err != nil {
+				t.Fatalf("seed %d: store [%d,%d) with reader at %d: %v", seed, off, end, rd, err)
+			}
+		}
+		if diff := cmp.Diff(src, got); diff != "" {
+			t.Fatalf("seed %d: stream differs", seed)
+		}
+		if len(r.ring) > window {
+			t.Errorf("seed %d: ring grew to %d > window %d", seed, len(r.ring), window)
+		}
+		if err := r.store(&Data{DSN: base + uint64(len(src)), Payload: make([]byte, window+1)}); !errors.Is(err, ErrWindowExceeded) {
+			t.Errorf("seed %d: beyond window: %v, want ErrWindowExceeded", seed, err)
+		}
 	}
 }

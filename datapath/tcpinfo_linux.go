@@ -27,11 +27,17 @@ func tuneTCP(c *net.TCPConn) error {
 	return serr
 }
 
-// kernelInfo is the part of TCP_INFO the scheduler uses.
+// kernelInfo is the part of TCP_INFO the scheduler and the stale-subflow
+// detection use.
 type kernelInfo struct {
 	rtt     time.Duration
 	rate    float64 // bytes/s
 	notsent int
+	// RTO retransmissions in a row, segments in flight, and time since
+	// the last ACK: evidence whether the path still delivers.
+	retransmits int
+	unacked     int
+	lastAck     time.Duration
 }
 
 func tcpInfo(c *net.TCPConn) (kernelInfo, bool) {
@@ -50,6 +56,10 @@ func tcpInfo(c *net.TCPConn) (kernelInfo, bool) {
 		rtt:     time.Duration(ti.Rtt) * time.Microsecond,
 		rate:    float64(ti.Delivery_rate),
 		notsent: int(ti.Notsent_bytes),
+
+		retransmits: int(ti.Retransmits),
+		unacked:     int(ti.Unacked),
+		lastAck:     time.Duration(ti.Last_ack_recv) * time.Millisecond,
 	}, true
 }
 

@@ -10,9 +10,12 @@ import (
 )
 
 type kernelInfo struct {
-	rtt     time.Duration
-	rate    float64
-	notsent int
+	rtt         time.Duration
+	rate        float64
+	notsent     int
+	retransmits int
+	unacked     int
+	lastAck     time.Duration
 }
 
 func tuneTCP(*net.TCPConn) error { return nil }

@@ -151,38 +151,13 @@ func (c *Client) serve(ctx context.Context, tc *net.TCPConn) {
 	logEnd(log, r, err)
 }
 
-// dial opens the data-path connection. datapath.Dial fails when its
-// first path cannot reach the server, so while a path is down each
-// further path gets its turn as the first one.
+// dial opens the data-path connection; datapath.Dial starts it on
+// whichever path reaches the server.
 func (c *Client) dial(ctx context.Context, log *zap.Logger) (*datapath.Conn, error) {
-	paths := c.cfg.Paths
-	var first error
-	for i := range max(len(paths), 1) {
-		cfg := &datapath.ClientConfig{
-			Config: datapath.Config{PSK: c.cfg.PSK, JoinAnnounced: true, Logger: log},
-			Paths:  append(slices.Clone(paths[i:]), paths[:i]...),
-		}
-		// The TCP connect has no timeout of its own: a path that drops
-		// SYNs would hold the application for minutes.
-		dctx, cancel := context.WithTimeout(ctx, dialTimeout+datapath.DefaultHandshakeTimeout)
-		dc, err := datapath.Dial(dctx, cfg, c.cfg.Server)
-		cancel()
-		if err == nil {
-			if i > 0 {
-				log.Warn("first path unusable; another path carries the initial subflow",
-					zap.String("path", pathNames(cfg.Paths[:1])[0]), zap.NamedError("first_error", first))
-			}
-			return dc, nil
-		}
-		if first == nil {
-			first = err
-		}
-		// Another path cannot fix a refusal by the server itself.
-		if ctx.Err() != nil || errors.Is(err, datapath.ErrAuth) || errors.Is(err, datapath.ErrHandshake) {
-			return nil, err
-		}
-	}
-	return nil, first
+	return datapath.Dial(ctx, &datapath.ClientConfig{
+		Config: datapath.Config{PSK: c.cfg.PSK, JoinAnnounced: true, Logger: log},
+		Paths:  c.cfg.Paths,
+	}, c.cfg.Server)
 }
 
 // originalDst returns where a redirected connection was going, or the
