@@ -84,6 +84,17 @@ func tcpDial(t *testing.T, l *Listener) net.Conn {
 // exactly data; mid is called once r has read half of it.
 func transfer(t *testing.T, w, r *Conn, data []byte, mid func()) {
 	t.Helper()
+	transferEach(t, w, r, data, func(n, k int) {
+		if n < len(data)/2 && n+k >= len(data)/2 && mid != nil {
+			mid()
+		}
+	})
+}
+
+// transferEach is transfer calling onRead after each Read with the bytes
+// read before it and by it.
+func transferEach(t *testing.T, w, r *Conn, data []byte, onRead func(n, k int)) {
+	t.Helper()
 	errc := make(chan error, 1)
 	go func() {
 		_, err := w.Write(data)
@@ -98,9 +109,7 @@ func transfer(t *testing.T, w, r *Conn, data []byte, mid func()) {
 	for {
 		k, err := r.Read(buf)
 		h.Write(buf[:k])
-		if n < len(data)/2 && n+k >= len(data)/2 && mid != nil {
-			mid()
-		}
+		onRead(n, k)
 		n += k
 		if err == io.EOF {
 			break

@@ -1,10 +1,7 @@
 package datapath
 
 import (
-	"bytes"
-	"crypto/sha256"
 	"fmt"
-	"io"
 	"net"
 	"net/netip"
 	"slices"
@@ -125,49 +122,22 @@ func TestStaleSubflowFailover(t *testing.T) {
 				w, r = c, s
 			}
 			data := randBytes(t, 64<<20)
-			errc := make(chan error, 1)
-			go func() {
-				_, err := w.Write(data)
-				if err == nil {
-					err = w.CloseWrite()
-				}
-				errc <- err
-			}()
 			_ = r.SetReadDeadline(time.Now().Add(30 * time.Second))
-			h := sha256.New()
-			buf := make([]byte, 64<<10)
-			n := 0
 			var cutAt time.Time
 			var stall time.Duration
 			last := time.Now()
-			for {
-				k, err := r.Read(buf)
+			transferEach(t, w, r, data, func(n, k int) {
 				now := time.Now()
 				if !cutAt.IsZero() {
 					stall = max(stall, now.Sub(last))
 				}
 				last = now
-				h.Write(buf[:k])
-				n += k
-				if cutAt.IsZero() && n >= len(data)/4 {
+				if cutAt.IsZero() && n+k >= len(data)/4 {
 					hole.Cut()
 					serverHole.Cut()
 					cutAt = now
 				}
-				if err == io.EOF {
-					break
-				}
-				if err != nil {
-					t.Fatalf("read after %d bytes: %v", n, err)
-				}
-			}
-			if err := <-errc; err != nil {
-				t.Fatalf("write: %v", err)
-			}
-			want := sha256.Sum256(data)
-			if n != len(data) || !bytes.Equal(h.Sum(nil), want[:]) {
-				t.Fatalf("received %d bytes, sent %d: SHA-256 differs", n, len(data))
-			}
+			})
 			t.Logf("longest stall between reads after the cut: %v; transfer after the cut took %v",
 				stall.Round(time.Millisecond), time.Since(cutAt).Round(time.Millisecond))
 			if got := logs.FilterMessage("subflow stale; reinjecting its data elsewhere").Len(); got == 0 {

@@ -79,13 +79,11 @@ func (c *Client) Stats() Stats { return c.t.stats() }
 // listener, aborts the connections still open and returns nil. It
 // returns an error if it cannot listen.
 func (c *Client) Run(ctx context.Context) error {
-	var lc net.ListenConfig
 	// SO_ORIGINAL_DST needs a plain TCP socket, and applications gain
 	// nothing from MPTCP on a local hop.
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(ctx, "tcp", c.cfg.Listen)
+	ln, err := listenTCP(ctx, "proxy client", c.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("proxy client: listening on %s: %w (is another process using the port?)", c.cfg.Listen, err)
+		return err
 	}
 	stop := context.AfterFunc(ctx, func() { _ = ln.Close() })
 	defer stop()

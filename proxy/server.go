@@ -130,13 +130,11 @@ func (s *Server) Stats() Stats { return s.t.stats() }
 // is done; then it closes the listeners, aborts the connections still
 // open and returns nil. It returns an error if it cannot listen.
 func (s *Server) Run(ctx context.Context) error {
-	var lc net.ListenConfig
 	// The data path is the multipath layer; kernel MPTCP underneath
 	// would only add a second one.
-	lc.SetMultipathTCP(false)
-	ln, err := lc.Listen(ctx, "tcp", s.cfg.Listen)
+	ln, err := listenTCP(ctx, "proxy server", s.cfg.Listen)
 	if err != nil {
-		return fmt.Errorf("proxy server: listening on %s: %w (is another process using the port?)", s.cfg.Listen, err)
+		return err
 	}
 	main := ln.Addr().(*net.TCPAddr)
 	var extra []net.Listener
@@ -157,10 +155,10 @@ func (s *Server) Run(ctx context.Context) error {
 		if main.IP.IsUnspecified() && ap.Port() == uint16(main.Port) {
 			continue
 		}
-		l, err := lc.Listen(ctx, "tcp", ap.String())
+		l, err := listenTCP(ctx, "proxy server", ap.String())
 		if err != nil {
 			closeAll()
-			return fmt.Errorf("proxy server: listening on announced address %s: %w (is the address configured on this host?)", ap, err)
+			return fmt.Errorf("%w; is the announced address configured on this host?", err)
 		}
 		extra = append(extra, l)
 	}
@@ -262,4 +260,16 @@ func logEnd(log *zap.Logger, r *relay, err error) {
 	} else {
 		log.Warn("connection failed", fields...)
 	}
+}
+
+// listenTCP listens on addr with a plain TCP socket (Go makes listeners
+// MPTCP by default); who names the proxy in the error.
+func listenTCP(ctx context.Context, who, addr string) (net.Listener, error) {
+	var lc net.ListenConfig
+	lc.SetMultipathTCP(false)
+	ln, err := lc.Listen(ctx, "tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("%s: listening on %s: %w (is another process using the port?)", who, addr, err)
+	}
+	return ln, nil
 }

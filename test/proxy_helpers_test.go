@@ -292,3 +292,20 @@ func writePSK(t *testing.T, key string) string {
 	}
 	return name
 }
+
+// dialIn opens a plain TCP connection from ns to addr, with testTimeout
+// as its deadline; it is closed when the test ends.
+func dialIn(t *testing.T, ns *harness.NS, addr string) net.Conn {
+	t.Helper()
+	var c net.Conn
+	if err := ns.Do(func() error {
+		var err error
+		c, err = net.DialTimeout("tcp", addr, testTimeout)
+		return err
+	}); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { c.Close() })
+	_ = c.SetDeadline(time.Now().Add(testTimeout))
+	return c
+}

@@ -179,16 +179,7 @@ func TestProxyRefusesBadPeers(t *testing.T) {
 	// waits for the server to close it.
 	raw := func(t *testing.T, b []byte) {
 		t.Helper()
-		var c net.Conn
-		if err := top.Client.Do(func() error {
-			var err error
-			c, err = net.DialTimeout("tcp", server, testTimeout)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		c := dialIn(t, top.Client, server)
 		_, _ = c.Write(b)
 		var buf [512]byte
 		for {
@@ -226,16 +217,7 @@ func TestProxyRefusesBadPeers(t *testing.T) {
 		}
 		defer dc.Abort()
 		token := dc.RemoteKey().Token()
-		var c net.Conn
-		if err := top.Client.Do(func() error {
-			var err error
-			c, err = net.DialTimeout("tcp", server, testTimeout)
-			return err
-		}); err != nil {
-			t.Fatal(err)
-		}
-		defer c.Close()
-		_ = c.SetDeadline(time.Now().Add(testTimeout))
+		c := dialIn(t, top.Client, server)
 		if err := datapath.Encode(c, &datapath.Join{Token: token, Nonce: 42, AddrID: 9}); err != nil {
 			t.Fatal(err)
 		}

@@ -62,11 +62,11 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"slices"
 	"strings"
-	"syscall"
 	"time"
+
+	"github.com/mptcpd-go/mptcpd-go/bench/internal/proc"
 )
 
 // options are the benchmark's flags.
@@ -164,12 +164,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		// A second Ctrl-C ends the process without cleaning up.
-		stop()
-	}()
+	ctx := proc.InterruptContext()
 	lg := &logger{w: os.Stderr}
 	rep, err := run(ctx, o, lg)
 	if err != nil && rep != nil {

@@ -28,6 +28,7 @@ import (
 	"time"
 
 	"github.com/mptcpd-go/mptcpd-go/bench/internal/nstopo"
+	"github.com/mptcpd-go/mptcpd-go/bench/internal/proc"
 	"github.com/mptcpd-go/mptcpd-go/datapath"
 )
 
@@ -289,7 +290,7 @@ type serverProc struct {
 	stdin  io.WriteCloser
 	msgs   chan serverMessage
 	done   chan struct{} // stdout reached EOF: the process ended
-	stderr *tailBuffer
+	stderr *proc.TailBuffer
 }
 
 // startServer re-executes this binary with -serve in ns and waits until
@@ -300,7 +301,7 @@ func startServer(ctx context.Context, ns *nstopo.NS, dp dpOptions) (*serverProc,
 		return nil, fmt.Errorf("find own binary: %w", err)
 	}
 	cmd := exec.Command(self, append([]string{"-serve"}, dp.args()...)...)
-	p := &serverProc{cmd: cmd, msgs: make(chan serverMessage, 1<<14), done: make(chan struct{}), stderr: &tailBuffer{max: 16 << 10}}
+	p := &serverProc{cmd: cmd, msgs: make(chan serverMessage, 1<<14), done: make(chan struct{}), stderr: &proc.TailBuffer{Max: 16 << 10}}
 	cmd.Stderr = p.stderr
 	// Own process group: Ctrl-C reaches only the benchmark, which stops
 	// the server by closing its stdin. No Pdeathsig: it would fire when
@@ -393,27 +394,4 @@ func (p *serverProc) stop() error {
 		return fmt.Errorf("server process: %w; stderr: %s", err, p.stderr.String())
 	}
 	return nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if len(t.b) > t.max {
-		t.b = append(t.b[:0], t.b[len(t.b)-t.max:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
 }

@@ -41,14 +41,13 @@ import (
 	"fmt"
 	"io"
 	"os"
-	"os/signal"
 	"path/filepath"
 	"strconv"
 	"strings"
-	"syscall"
 	"time"
 
 	"github.com/mptcpd-go/mptcpd-go/bench/internal/nstopo"
+	"github.com/mptcpd-go/mptcpd-go/bench/internal/proc"
 )
 
 // options are the benchmark's flags.
@@ -140,12 +139,7 @@ func main() {
 		os.Exit(2)
 	}
 
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	go func() {
-		<-ctx.Done()
-		// A second Ctrl-C ends the process without cleaning up.
-		stop()
-	}()
+	ctx := proc.InterruptContext()
 	rep, err := run(ctx, o)
 	if rep != nil {
 		if o.json {

@@ -15,7 +15,6 @@ import (
 	"path/filepath"
 	"runtime/pprof"
 	"strings"
-	"sync"
 	"syscall"
 	"time"
 
@@ -26,6 +25,7 @@ import (
 	"golang.org/x/sync/errgroup"
 
 	"github.com/mptcpd-go/mptcpd-go/bench/internal/nstopo"
+	"github.com/mptcpd-go/mptcpd-go/bench/internal/proc"
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
 	"github.com/mptcpd-go/mptcpd-go/genl"
 	"github.com/mptcpd-go/mptcpd-go/pathmgr"
@@ -215,7 +215,7 @@ type managerProc struct {
 	cmd    *exec.Cmd
 	stdin  io.WriteCloser
 	stdout bytes.Buffer
-	stderr *tailBuffer
+	stderr *proc.TailBuffer
 	exited chan struct{}
 	err    error // from Wait, once exited is closed
 }
@@ -231,7 +231,7 @@ func startManager(ctx context.Context, spec managerSpec, timeout time.Duration) 
 	}
 	defer notify.Close()
 
-	p := &managerProc{spec: spec, stderr: &tailBuffer{max: 64 << 10}, exited: make(chan struct{})}
+	p := &managerProc{spec: spec, stderr: &proc.TailBuffer{Max: 64 << 10}, exited: make(chan struct{})}
 	var cmd *exec.Cmd
 	switch spec.kind {
 	case kindDaemon:
@@ -300,10 +300,10 @@ func startManager(ctx context.Context, spec managerSpec, timeout time.Duration) 
 		_ = p.kill()
 		return nil, fmt.Errorf("%s path manager (%s): notify socket: %w", spec.label, spec.kind, err)
 	case <-p.exited:
-		return nil, fmt.Errorf("%s path manager (%s) exited before it was ready (%v): %s", spec.label, spec.kind, p.err, p.stderr.lastLines(5))
+		return nil, fmt.Errorf("%s path manager (%s) exited before it was ready (%v): %s", spec.label, spec.kind, p.err, p.stderr.LastLines(5))
 	case <-timer.C:
 		_ = p.kill()
-		return nil, fmt.Errorf("%s path manager (%s) not ready within %v: %s", spec.label, spec.kind, timeout, p.stderr.lastLines(5))
+		return nil, fmt.Errorf("%s path manager (%s) not ready within %v: %s", spec.label, spec.kind, timeout, p.stderr.LastLines(5))
 	case <-ctx.Done():
 		_ = p.kill()
 		return nil, ctx.Err()
@@ -343,7 +343,7 @@ func (p *managerProc) stop() (*managerResult, error) {
 		}
 	}
 	if p.err != nil {
-		return res, fmt.Errorf("%s path manager: %w: %s", p.spec.label, p.err, p.stderr.lastLines(5))
+		return res, fmt.Errorf("%s path manager: %w: %s", p.spec.label, p.err, p.stderr.LastLines(5))
 	}
 	return res, nil
 }
@@ -446,44 +446,4 @@ func buildDaemon(ctx context.Context, dir string) (string, error) {
 		return "", fmt.Errorf("go build ./cmd/mptcpd-go: %w: %s", err, bytes.TrimSpace(b))
 	}
 	return out, nil
-}
-
-// tailBuffer keeps the last max bytes written to it.
-type tailBuffer struct {
-	mu  sync.Mutex
-	max int
-	b   []byte
-}
-
-func (t *tailBuffer) Write(p []byte) (int, error) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	t.b = append(t.b, p...)
-	if over := len(t.b) - t.max; over > 0 {
-		t.b = append(t.b[:0], t.b[over:]...)
-	}
-	return len(p), nil
-}
-
-func (t *tailBuffer) String() string {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	return string(t.b)
-}
-
-// lastLines returns up to n last non-empty lines, joined by " | ".
-func (t *tailBuffer) lastLines(n int) string {
-	var lines []string
-	for l := range strings.SplitSeq(strings.TrimSpace(t.String()), "\n") {
-		if l = strings.TrimSpace(l); l != "" {
-			lines = append(lines, l)
-		}
-	}
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	if len(lines) == 0 {
-		return "(no output)"
-	}
-	return strings.Join(lines, " | ")
 }

@@ -419,3 +419,18 @@ func (s *session) parseOptions(argv []string) (rest []string, stop int, err erro
 	}
 	return argv[i:], -1, nil
 }
+
+// stopContext is s.ctx, also ended by Env.StopSignals's context when set:
+// what long-running commands (monitor, pcap capture, proxy) run until.
+func (s *session) stopContext() (context.Context, context.CancelFunc) {
+	ctx, cancel := context.WithCancel(s.ctx)
+	if s.env.StopSignals == nil {
+		return ctx, cancel
+	}
+	sigCtx, stopSignals := s.env.StopSignals()
+	context.AfterFunc(sigCtx, cancel)
+	return ctx, func() {
+		stopSignals()
+		cancel()
+	}
+}

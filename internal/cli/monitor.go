@@ -33,13 +33,8 @@ func (s *session) monitor(argv []string) error {
 	}
 	defer sub.Close()
 
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := s.stopContext()
 	defer cancel()
-	if s.env.StopSignals != nil {
-		sigCtx, stopSignals := s.env.StopSignals()
-		defer stopSignals()
-		context.AfterFunc(sigCtx, cancel)
-	}
 	context.AfterFunc(ctx, func() { sub.Close() }) // unblocks Next
 
 	p := s.newPrinter()

@@ -249,13 +249,8 @@ func (s *session) pcapCapture(args []string) error {
 	if err != nil {
 		return failure(exitFailure, err)
 	}
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := s.stopContext()
 	defer cancel()
-	if s.env.StopSignals != nil {
-		sigCtx, stop := s.env.StopSignals()
-		defer stop()
-		context.AfterFunc(sigCtx, cancel)
-	}
 	n, err := capture.Run(ctx, src, out, *count)
 	if cerr := out.Close(); err == nil {
 		err = cerr

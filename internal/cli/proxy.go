@@ -67,13 +67,8 @@ func (s *session) proxyCmd(args []string) error {
 		return proxyUsageError(fmt.Sprintf("unknown proxy subcommand %q; try \"server\" or \"client\"", args[0]))
 	}
 	s.stdout.Flush()
-	ctx, cancel := context.WithCancel(s.ctx)
+	ctx, cancel := s.stopContext()
 	defer cancel()
-	if s.env.StopSignals != nil {
-		sigCtx, stop := s.env.StopSignals()
-		defer stop()
-		context.AfterFunc(sigCtx, cancel)
-	}
 	log := proxyLogger(s.env.Stderr)
 	defer func() { _ = log.Sync() }()
 	if err := run(ctx, log); err != nil {
