@@ -165,6 +165,10 @@ func (o *Owned) prune(actual []genl.Endpoint) []OwnedEndpoint {
 type stateFile struct {
 	Version   int             `json:"version"`
 	Endpoints []OwnedEndpoint `json:"endpoints"`
+	// Pending are adds about to be made, written before them (IDs 0): a
+	// crash between an add and the save after it must not leave an
+	// endpoint that the next start takes for someone else's.
+	Pending []OwnedEndpoint `json:"pending,omitempty"`
 }
 
 // ErrCorruptState is matched (errors.Is) by the error Load returns for a
@@ -175,36 +179,48 @@ var ErrCorruptState = errors.New("corrupt endpoint state file")
 // empty set, not an error. A file that cannot be parsed is refused with an
 // error matching ErrCorruptState; see LoadOrEmpty.
 func Load(path string) (*Owned, error) {
+	o, _, err := loadState(path)
+	return o, err
+}
+
+// loadState is Load that also returns the pending adds (see stateFile).
+func loadState(path string) (*Owned, []OwnedEndpoint, error) {
 	b, err := os.ReadFile(path)
 	if errors.Is(err, fs.ErrNotExist) {
-		return NewOwned(), nil
+		return NewOwned(), nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read endpoint state file: %w", err)
+		return nil, nil, fmt.Errorf("read endpoint state file: %w", err)
 	}
 	var sf stateFile
 	dec := json.NewDecoder(bytes.NewReader(b))
 	dec.DisallowUnknownFields()
 	if err := dec.Decode(&sf); err != nil {
-		return nil, corrupt(path, err)
+		return nil, nil, corrupt(path, err)
 	}
 	if sf.Version != stateVersion {
-		return nil, corrupt(path, fmt.Errorf("version %d, this program reads version %d", sf.Version, stateVersion))
+		return nil, nil, corrupt(path, fmt.Errorf("version %d, this program reads version %d", sf.Version, stateVersion))
 	}
 	o := NewOwned()
 	for i, e := range sf.Endpoints {
 		switch {
 		case !e.Addr.IsValid():
-			return nil, corrupt(path, fmt.Errorf("endpoint %d has no address", i))
+			return nil, nil, corrupt(path, fmt.Errorf("endpoint %d has no address", i))
 		case e.ID == 0:
-			return nil, corrupt(path, fmt.Errorf("endpoint %d (%s) has id 0", i, e.Addr))
+			return nil, nil, corrupt(path, fmt.Errorf("endpoint %d (%s) has id 0", i, e.Addr))
 		}
 		if _, dup := o.Lookup(e.Addr, e.Port); dup {
-			return nil, corrupt(path, fmt.Errorf("endpoint %s port %d is listed twice", e.Addr, e.Port))
+			return nil, nil, corrupt(path, fmt.Errorf("endpoint %s port %d is listed twice", e.Addr, e.Port))
 		}
 		o.Set(e)
 	}
-	return o, nil
+	for i, e := range sf.Pending {
+		if !e.Addr.IsValid() {
+			return nil, nil, corrupt(path, fmt.Errorf("pending endpoint %d has no address", i))
+		}
+		sf.Pending[i].Addr, sf.Pending[i].ID = normAddr(e.Addr), 0
+	}
+	return o, sf.Pending, nil
 }
 
 func corrupt(path string, err error) error {
@@ -216,18 +232,27 @@ func corrupt(path string, err error) error {
 // an empty set, and the error for logging. Starting empty is safe: endpoints
 // we created earlier then look foreign and are left alone.
 func LoadOrEmpty(path string) (*Owned, error) {
-	o, err := Load(path)
+	o, _, err := loadStateOrEmpty(path)
+	return o, err
+}
+
+// loadStateOrEmpty is LoadOrEmpty that also returns the pending adds.
+func loadStateOrEmpty(path string) (*Owned, []OwnedEndpoint, error) {
+	o, pending, err := loadState(path)
 	if err != nil {
-		return NewOwned(), err
+		return NewOwned(), nil, err
 	}
-	return o, nil
+	return o, pending, nil
 }
 
 // Save writes the set to path atomically: a reader (or a crash) sees the
 // old file or the new one, never a mix. The directory is created with mode
 // 0700 if missing; the file gets mode 0600.
-func (o *Owned) Save(path string) error {
-	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Endpoints: o.List()}, "", "  ")
+func (o *Owned) Save(path string) error { return o.saveState(path, nil) }
+
+// saveState is Save that also records adds about to be made.
+func (o *Owned) saveState(path string, pending []OwnedEndpoint) error {
+	b, err := json.MarshalIndent(stateFile{Version: stateVersion, Endpoints: o.List(), Pending: pending}, "", "  ")
 	if err != nil {
 		return fmt.Errorf("encode endpoint state: %w", err)
 	}

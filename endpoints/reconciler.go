@@ -93,6 +93,11 @@ type Status struct {
 	Report Report
 	// Limits are the kernel's limits as last read or set.
 	Limits genl.Limits
+	// Totals since the Reconciler was created, for metrics: the reconciles
+	// that had errors, their failed calls, and the time all reconciles
+	// took (Duration summed).
+	FailedReconciles, ErrorsTotal uint64
+	TotalDuration                 time.Duration
 }
 
 // clone deep-copies the slices so readers cannot race with the next update.
@@ -176,10 +181,22 @@ func NewReconciler(cfg Config) (*Reconciler, error) {
 	}
 	if r.owned == nil {
 		if r.path != "" {
-			o, err := LoadOrEmpty(r.path)
+			o, pending, err := loadStateOrEmpty(r.path)
+			// Adds a crash interrupted: the first dump adopts those that
+			// were made and nobody else owns.
+			for _, e := range pending {
+				r.pending[keyOf(e.Addr, e.Port)] = e
+			}
 			if err != nil {
 				r.log.Warn("starting with no owned endpoints", zap.String("path", r.path), zap.Error(err))
 				r.loadErr = err
+			} else if o.Len()+len(pending) > 0 {
+				// After a crash or restart this is the only trace that the
+				// endpoints were taken back rather than re-created; those
+				// gone meanwhile are dropped (and logged) by the first
+				// reconcile.
+				r.log.Info("adopting endpoints recorded in the state file",
+					zap.String("path", r.path), zap.Int("endpoints", o.Len()), zap.Int("pending_adds", len(pending)))
 			}
 			r.owned = o
 		} else {
@@ -350,6 +367,9 @@ func (r *Reconciler) reconcile(ctx context.Context, resync bool) Status {
 		r.log.Debug("reconcile plan", zap.String("summary", rep.Summary), zap.Int("ops", len(ops)))
 	}
 
+	if err := r.recordIntents(owned, ops); err != nil {
+		errs = append(errs, err)
+	}
 	var applied []Op
 	added := make(map[key]Op)
 	for _, op := range ops {
@@ -489,6 +509,32 @@ func opError(op Op, err error) error {
 	}
 }
 
+// recordIntents writes the adds among ops to the state file as pending
+// before they are made, so that a crash right after an add does not turn
+// the endpoint into someone else's at the next start. The file is
+// rewritten without them by the commit that follows. Call with r.mu held.
+func (r *Reconciler) recordIntents(owned *Owned, ops []Op) error {
+	if r.path == "" {
+		return nil
+	}
+	var pending []OwnedEndpoint
+	for _, op := range ops {
+		if op.Kind == OpAdd {
+			ep := op.Endpoint
+			pending = append(pending, OwnedEndpoint{Addr: normAddr(ep.Addr), Port: ep.Port, Flags: ep.Flags,
+				Ifindex: ep.Ifindex, Iface: op.Iface})
+		}
+	}
+	if len(pending) == 0 {
+		return nil
+	}
+	r.saveDirty = true
+	if err := owned.saveState(r.path, pending); err != nil {
+		return fmt.Errorf("%w; adding anyway, but a crash before the next save would leave the new endpoints unowned", err)
+	}
+	return nil
+}
+
 // adoptPending records the ids of endpoints we added once a dump shows
 // them. Only an endpoint that nobody owns yet is adopted.
 func (r *Reconciler) adoptPending(owned *Owned, actual []genl.Endpoint) {
@@ -578,6 +624,11 @@ func (r *Reconciler) publish(start time.Time, errs []error, applied []Op, owned 
 	st.LastReconcile = start
 	st.Duration = time.Since(start)
 	st.Reconciles++
+	st.TotalDuration += st.Duration
+	if len(errs) > 0 {
+		st.FailedReconciles++
+		st.ErrorsTotal += uint64(len(errs))
+	}
 	st.Errors = errs
 	st.Applied = applied
 	if ok {

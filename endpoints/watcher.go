@@ -47,8 +47,10 @@ type Watcher struct {
 	log     *zap.Logger
 	changed chan struct{}
 
-	// resubscribes counts lost subscriptions, for tests.
+	// resubscribes counts lost subscriptions, for tests and metrics.
 	resubscribes atomic.Int64
+	// events counts the notifications received, for metrics.
+	events eventCounters
 
 	// listMu serializes re-lists and guards the parts below.
 	listMu sync.Mutex
@@ -59,6 +61,31 @@ type Watcher struct {
 
 	snapMu sync.RWMutex
 	snap   Snapshot
+}
+
+// eventCounters count rtnetlink notifications by kind; the follow loop
+// adds, metrics read.
+type eventCounters struct {
+	link, addr, route atomic.Uint64
+}
+
+// WatcherCounts are a Watcher's running totals since it was created.
+type WatcherCounts struct {
+	// Link, Addr and Route count the rtnetlink notifications received,
+	// the initial listing of each subscription included; Route counts all
+	// routes, not only the default ones that matter.
+	Link, Addr, Route uint64
+	// Resubscribes counts the subscriptions lost (a receive buffer
+	// overflow, typically) and made again, each with a full re-list.
+	Resubscribes uint64
+}
+
+// Counts returns the Watcher's counters.
+func (w *Watcher) Counts() WatcherCounts {
+	return WatcherCounts{
+		Link: w.events.link.Load(), Addr: w.events.addr.Load(), Route: w.events.route.Load(),
+		Resubscribes: uint64(w.resubscribes.Load()),
+	}
 }
 
 // What a re-list covers.
@@ -219,7 +246,7 @@ func (w *Watcher) follow(ctx context.Context) error {
 
 	// Everything before the subscriptions is in this re-list; everything
 	// after arrives as events.
-	st := &followState{dirty: dirtyAll}
+	st := &followState{dirty: dirtyAll, counts: &w.events}
 	var retry <-chan time.Time
 	delay := relistRetry
 	for {
@@ -286,23 +313,36 @@ func (w *Watcher) follow(ctx context.Context) error {
 type followState struct {
 	dirty   dirtySet
 	lastErr error
+	// counts, when set, counts the notifications received.
+	counts *eventCounters
+}
+
+// count adds one to the counter pick chooses, unless the channel was
+// closed or there are no counters.
+func (f *followState) count(pick func(*eventCounters) *atomic.Uint64, open bool) {
+	if open && f.counts != nil {
+		pick(f.counts).Add(1)
+	}
 }
 
 // onLink: a link change can also drop routes and (IPv6) addresses
 // silently, so everything is re-listed.
 func (f *followState) onLink(open bool) bool {
+	f.count(func(c *eventCounters) *atomic.Uint64 { return &c.link }, open)
 	f.dirty |= dirtyAll
 	return open
 }
 
 // onAddr: removing an address can remove routes through it.
 func (f *followState) onAddr(open bool) bool {
+	f.count(func(c *eventCounters) *atomic.Uint64 { return &c.addr }, open)
 	f.dirty |= dirtyAddrs | dirtyRoutes
 	return open
 }
 
 // onRoute: only default routes of the main table matter.
 func (f *followState) onRoute(u netlink.RouteUpdate, open bool) bool {
+	f.count(func(c *eventCounters) *atomic.Uint64 { return &c.route }, open)
 	if open && isDefaultRoute(u.Route) {
 		f.dirty |= dirtyRoutes
 	}

@@ -447,6 +447,7 @@ func (m *Manager) loop(ctx context.Context, done <-chan completion, queues []*jo
 // handle applies one event and decides for its connection (m.mu held).
 func (m *Manager) handle(ev genl.Event, now time.Time, out *[]Action) {
 	m.c.events.Add(1)
+	m.c.byType[ev.Type()].Add(1)
 	token, decide := m.tracker.Apply(ev, now)
 	if ce := m.log.Check(zap.DebugLevel, "mptcp event"); ce != nil {
 		f := ev.Fields()

@@ -5,6 +5,8 @@ import (
 	"slices"
 	"sync/atomic"
 	"time"
+
+	"github.com/mptcpd-go/mptcpd-go/genl"
 )
 
 // Action kinds, the index of the per-kind counters.
@@ -37,6 +39,9 @@ type counters struct {
 	decisions                       atomic.Uint64
 	rebuilds, rebuildFailures       atomic.Uint64
 	actions, failures               [numKinds]atomic.Uint64
+	// byType counts events by genl.EventType, which is a uint8: an
+	// array needs no lock on the event reader's path.
+	byType [256]atomic.Uint64
 }
 
 // ActionCounts counts actions by kind.
@@ -84,6 +89,49 @@ func (m *Manager) counters() Counters {
 		Decisions: m.c.decisions.Load(), Rebuilds: m.c.rebuilds.Load(), RebuildFailures: m.c.rebuildFailures.Load(),
 		Actions: loadCounts(&m.c.actions), Failures: loadCounts(&m.c.failures),
 	}
+}
+
+// EventCount is how many events of one type the Manager handled.
+type EventCount struct {
+	Type genl.EventType
+	N    uint64
+}
+
+// EventCounts returns the events handled so far by type, for the types
+// seen at least once, in the order of their numbers. Their sum is
+// Counters.Events.
+func (m *Manager) EventCounts() []EventCount {
+	var out []EventCount
+	for i := range m.c.byType {
+		if n := m.c.byType[i].Load(); n > 0 {
+			out = append(out, EventCount{Type: genl.EventType(i), N: n})
+		}
+	}
+	return out
+}
+
+// TrackedCounts are the sizes of a Manager's state.
+type TrackedCounts struct {
+	// Connections are the tracked connections, Subflows their subflows
+	// by state.
+	Connections int
+	Subflows    map[SubflowState]int
+	// Untracked counts connections left alone because of the bound.
+	Untracked uint64
+}
+
+// Tracked counts the tracked connections and their subflows, without
+// copying them as Status does.
+func (m *Manager) Tracked() TrackedCounts {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	c := TrackedCounts{Connections: m.tracker.Len(), Subflows: make(map[SubflowState]int), Untracked: m.tracker.Dropped()}
+	for _, st := range m.tracker.conns {
+		for _, sf := range st.Subflows {
+			c.Subflows[sf.State]++
+		}
+	}
+	return c
 }
 
 // Status is a snapshot of the Manager for `status` and tests.

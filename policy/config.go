@@ -137,6 +137,10 @@ type Config struct {
 	// Embedded is set when the main file did not exist and the built-in
 	// one applies.
 	Embedded bool
+	// MetricsListen is the ADDRESS:PORT of the Prometheus endpoint, with
+	// DefaultMetricsHost when metrics_listen gave only a port; "" (the
+	// default) serves no metrics.
+	MetricsListen string
 }
 
 // maxSocketPath is the longest path a Unix socket can have: sun_path is
@@ -276,7 +280,7 @@ func (c *Config) readPolicyDir(fsys fs.FS, mainFile string, dirPos pos) Errors {
 type rawMain struct {
 	mode, policyDir, controlSocket, stateFile, logLevel, logFormat, onStop *strVal
 	subflows, addAddrAccepted                                              *entry
-	preset                                                                 *strVal
+	preset, metricsListen                                                  *strVal
 	maxSubflows                                                            *intVal
 	rules                                                                  []rawRule
 	proxies                                                                []rawProxy
@@ -321,7 +325,7 @@ func (d *decoder) decodeMain(root *table) rawMain {
 			field{"add_addr_accepted", func(e *entry) { r.addAddrAccepted = e }},
 		)
 	}}
-	d.fields(root, "", []string{"metrics_listen"},
+	d.fields(root, "", nil,
 		str("mode", &r.mode),
 		limits,
 		str("policy_dir", &r.policyDir),
@@ -336,6 +340,7 @@ func (d *decoder) decodeMain(root *table) rawMain {
 		}},
 		field{"rule", func(e *entry) { r.rules = d.rules(e) }},
 		field{"proxy", func(e *entry) { r.proxies = d.proxies(e) }},
+		str("metrics_listen", &r.metricsListen),
 	)
 	return r
 }
@@ -390,6 +395,9 @@ func (d *decoder) validateMain(r *rawMain, dir string) *Config {
 	}
 	if v := d.oneOf("on_stop", r.onStop, []string{string(StopRemove), string(StopKeep)}, "stop action"); v != "" {
 		c.OnStop = StopAction(v)
+	}
+	if r.metricsListen != nil {
+		c.MetricsListen = d.metricsListen(r.metricsListen)
 	}
 	d.validateUserspace(r, c)
 	d.validateProxies(r.proxies, c)

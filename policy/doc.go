@@ -16,9 +16,15 @@
 //	log_level = "info"              # debug, info, warn, error
 //	log_format = "console"          # console, json
 //	on_stop = "remove"              # or "keep": owned endpoints on stop
+//	metrics_listen = "9464"         # Prometheus /metrics; off if absent
 //	[limits]
 //	subflows = 4                    # 0..8, or "auto" (the default)
 //	add_addr_accepted = "auto"
+//
+// metrics_listen serves Prometheus metrics on http://ADDRESS:PORT/metrics:
+// a bare port ("9464" or ":9464") listens on 127.0.0.1 only; write an
+// address ("[::1]:9464", "0.0.0.0:9464") to listen elsewhere. Changes take
+// effect at the next restart.
 //
 // With mode "userspace" or "auto" (errors in kernel mode, where they would
 // do nothing), the userspace path manager's keys:

@@ -29,7 +29,7 @@ func TestErrors(t *testing.T) {
 			name: "unknown key",
 			file: mainFile,
 			text: "mod = \"kernel\"",
-			want: []string{`1:1: unknown key "mod"; did you mean "mode"? (known keys: mode, limits, policy_dir, control_socket, state_file, log_level, log_format, on_stop, preset, max_subflows, rule, proxy)`},
+			want: []string{`1:1: unknown key "mod"; did you mean "mode"? (known keys: mode, limits, policy_dir, control_socket, state_file, log_level, log_format, on_stop, preset, max_subflows, rule, proxy, metrics_listen)`},
 		},
 		{
 			name: "preset unknown",
@@ -91,12 +91,6 @@ func TestErrors(t *testing.T) {
 			file: ifaceFile,
 			text: "[match]\nname = [\"wlan*\"]\n[endpoint]\nflags = [\"subflow\"]\nmetered = \"yes\"",
 			want: []string{`5:11: metered: want true or false, not a string`},
-		},
-		{
-			name: "reserved key metrics_listen",
-			file: mainFile,
-			text: "metrics_listen = \":9100\"",
-			want: []string{`1:1: metrics_listen is reserved for a later version of mptcpd-go and not supported yet; remove it`},
 		},
 		{
 			name: "mode type",

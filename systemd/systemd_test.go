@@ -28,10 +28,12 @@ import (
 	"github.com/mptcpd-go/mptcpd-go/policy"
 )
 
+// dropIns relax the unit for [[proxy]] tables and metrics_listen.
+var dropIns = []string{"proxy.conf", "metrics.conf"}
+
 const (
 	unitFile = "mptcpd-go.service"
-	// proxyDropIn relaxes the unit for [[proxy]] tables.
-	proxyDropIn = "proxy.conf"
+
 	// binPath is where the README's install steps put the binary.
 	binPath = "/usr/local/sbin/mptcpd-go"
 	// maxExposure is the most `systemd-analyze security` may rate the unit.
@@ -426,17 +428,19 @@ func TestUnitVerify(t *testing.T) {
 		}
 	}
 	verify("the unit")
-	// The drop-in that lets [[proxy]] tables carry traffic.
-	dropin, err := os.ReadFile(proxyDropIn)
-	if err != nil {
-		t.Fatal(err)
-	}
+	// The drop-ins for [[proxy]] tables and metrics_listen, one by one.
 	dir := filepath.Join(root, "etc/systemd/system", unitFile+".d")
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		t.Fatal(err)
 	}
-	if err := os.WriteFile(filepath.Join(dir, proxyDropIn), dropin, 0o644); err != nil {
-		t.Fatal(err)
+	for _, name := range dropIns {
+		dropin, err := os.ReadFile(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(dir, name), dropin, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		verify("with " + name)
 	}
-	verify("with " + proxyDropIn)
 }

@@ -16,6 +16,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -29,6 +30,7 @@ import (
 
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
 	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/internal/metrics"
 	"github.com/mptcpd-go/mptcpd-go/pathmgr"
 	"github.com/mptcpd-go/mptcpd-go/pathmgr/diag"
 	"github.com/mptcpd-go/mptcpd-go/policy"
@@ -57,6 +59,32 @@ type Options struct {
 	// CheckKernel replaces the check for kernel MPTCP, CheckKernel
 	// (tests).
 	CheckKernel func() error
+	// NetlinkReceiveBuffer sets the receive buffer, in bytes, of the
+	// rtnetlink subscriptions and (userspace mode) of the MPTCP event
+	// socket; 0 keeps the defaults. Tests make it tiny so that event
+	// floods overflow it (ENOBUFS) and the resync paths run. When 0, the
+	// environment variable MPTCPD_TEST_NETLINK_RCVBUF supplies it: only
+	// tests set it, for a daemon they run as a process.
+	NetlinkReceiveBuffer int
+}
+
+// rcvbufEnv is the test hook behind Options.NetlinkReceiveBuffer.
+const rcvbufEnv = "MPTCPD_TEST_NETLINK_RCVBUF"
+
+// netlinkReceiveBuffer resolves Options.NetlinkReceiveBuffer.
+func netlinkReceiveBuffer(opts Options) (int, error) {
+	if opts.NetlinkReceiveBuffer != 0 {
+		return opts.NetlinkReceiveBuffer, nil
+	}
+	v := os.Getenv(rcvbufEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a number of bytes", rcvbufEnv, v)
+	}
+	return n, nil
 }
 
 // subscribeBuffer is the event socket's receive buffer in userspace mode:
@@ -66,9 +94,12 @@ const subscribeBuffer = 8 << 20
 // startUserspace selects the userspace path manager in this namespace and
 // builds the Manager. restore puts the previous path manager back; on an
 // error it has been put back already.
-func (d *daemon) startUserspace(client *genl.Client, dir string) (pm *pathmgr.Manager, restore func() error, err error) {
+func (d *daemon) startUserspace(client *genl.Client, dir string, rcvbuf int) (pm *pathmgr.Manager, restore func() error, err error) {
 	if dir == "" {
 		dir = sysctlDir
+	}
+	if rcvbuf == 0 {
+		rcvbuf = subscribeBuffer
 	}
 	// Subscribed before the switch, so no event of a new connection is
 	// missed. The event reader and the workers wait in blocking system
@@ -78,7 +109,7 @@ func (d *daemon) startUserspace(client *genl.Client, dir string) (pm *pathmgr.Ma
 	if err != nil {
 		return nil, nil, fmt.Errorf("open the MPTCP path manager for events: %w", err)
 	}
-	sub, err := evClient.Subscribe(&genl.SubscribeOptions{ReadBuffer: subscribeBuffer})
+	sub, err := evClient.Subscribe(&genl.SubscribeOptions{ReadBuffer: rcvbuf})
 	// The subscription has a socket of its own.
 	_ = evClient.Close()
 	if err != nil {
@@ -165,8 +196,9 @@ type daemon struct {
 	pm   *pathmgr.Manager
 	src  *policySource
 	mode policy.Mode
-	// proxies counts the [[proxy]] tables running.
-	proxies int
+	// running are the [[proxy]] tables' proxies; the metrics read their
+	// counters.
+	running []runningProxy
 
 	mu        sync.Mutex
 	cfg       *policy.Config
@@ -190,6 +222,10 @@ func Run(ctx context.Context, opts Options) error {
 	cfg, err := policy.Load(opts.ConfigPath)
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)
+	}
+	rcvbuf, err := netlinkReceiveBuffer(opts)
+	if err != nil {
+		return err
 	}
 	d := &daemon{path: opts.ConfigPath, cfg: cfg}
 	log, level, err := newLogger(cfg, opts)
@@ -233,7 +269,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return err
 	}
-	d.watcher, err = endpoints.NewWatcher(endpoints.WatcherConfig{Logger: log})
+	d.watcher, err = endpoints.NewWatcher(endpoints.WatcherConfig{Logger: log, ReceiveBufferSize: rcvbuf})
 	if err != nil {
 		ctl.ln.Close()
 		return err
@@ -244,12 +280,12 @@ func Run(ctx context.Context, opts Options) error {
 		ctl.ln.Close()
 		return err
 	}
-	d.proxies = len(proxies)
+	d.running = proxies
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	var summary string
 	if mode == policy.ModeUserspace {
-		pm, restore, err := d.startUserspace(client, opts.SysctlDir)
+		pm, restore, err := d.startUserspace(client, opts.SysctlDir, rcvbuf)
 		if err != nil {
 			ctl.ln.Close()
 			return err
@@ -280,6 +316,15 @@ func Run(ctx context.Context, opts Options) error {
 		}
 		summary = d.rec.Status().Report.Summary
 	}
+	// Bound before READY=1, once the parts it reads exist: a port in use
+	// fails the start instead of the first scrape.
+	var msrv *metrics.Server
+	if cfg.MetricsListen != "" {
+		if msrv, err = d.listenMetrics(cfg.MetricsListen); err != nil {
+			ctl.ln.Close()
+			return err
+		}
+	}
 	log.Info("mptcpd-go daemon started", zap.String("config", cfg.Path), zap.Bool("embedded_policy", cfg.Embedded),
 		zap.String("control_socket", cfg.ControlSocket), zap.String("mode", string(mode)), zap.String("summary", summary))
 	notify(log, sddaemon.SdNotifyReady, "STATUS="+d.statusLine())
@@ -292,6 +337,9 @@ func Run(ctx context.Context, opts Options) error {
 		g.Go(func() error { return d.rec.Run(gctx) })
 	}
 	g.Go(func() error { return ctl.Run(gctx) })
+	if msrv != nil {
+		g.Go(func() error { return msrv.Run(gctx) })
+	}
 	for _, p := range proxies {
 		g.Go(func() error { return p.Run(gctx) })
 	}
@@ -373,8 +421,9 @@ func (d *daemon) reload() error {
 		d.log.Error("reload refused, the previous policy stays in force", zap.Error(err))
 		return fmt.Errorf("reload refused, the previous policy stays in force: %w", err)
 	}
-	if cfg.ControlSocket != old.ControlSocket || cfg.StateFile != old.StateFile || cfg.Mode != old.Mode || cfg.LogFormat != old.LogFormat {
-		d.log.Warn("control_socket, state_file, mode and log_format changes take effect at the next restart")
+	if cfg.ControlSocket != old.ControlSocket || cfg.StateFile != old.StateFile || cfg.Mode != old.Mode ||
+		cfg.LogFormat != old.LogFormat || cfg.MetricsListen != old.MetricsListen {
+		d.log.Warn("control_socket, state_file, mode, log_format and metrics_listen changes take effect at the next restart")
 	}
 	if !proxiesEqual(cfg.Proxies, old.Proxies) {
 		d.log.Warn("[[proxy]] changes take effect at the next restart")
@@ -467,8 +516,8 @@ func (d *daemon) statusLine() string {
 	default:
 		s = "no MPTCP in the kernel"
 	}
-	if d.proxies > 0 {
-		s += fmt.Sprintf("; %d userspace proxies", d.proxies)
+	if n := len(d.running); n > 0 {
+		s += fmt.Sprintf("; %d userspace proxies", n)
 	}
 	return s
 }

@@ -14,6 +14,7 @@ import (
 	"github.com/mptcpd-go/mptcpd-go/datapath"
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
 	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/internal/metrics"
 	"github.com/mptcpd-go/mptcpd-go/policy"
 	"github.com/mptcpd-go/mptcpd-go/proxy"
 )
@@ -21,6 +22,15 @@ import (
 // runner is a long-running part: a proxy.
 type runner interface {
 	Run(ctx context.Context) error
+	// Stats are its counters, for metrics.
+	Stats() proxy.Stats
+}
+
+// runningProxy is a [[proxy]] table's proxy, with what identifies it in
+// metrics.
+type runningProxy struct {
+	runner
+	role, listen string
 }
 
 // ProxyPaths are the paths of a proxy client that names none: one per
@@ -48,8 +58,8 @@ func ProxyPaths(cfg *policy.Config, snap endpoints.Snapshot) []datapath.Path {
 
 // buildProxies makes the proxies of the [[proxy]] tables; clients without
 // via or backup take their paths from the interfaces in snap.
-func buildProxies(cfg *policy.Config, snap endpoints.Snapshot, log *zap.Logger) ([]runner, error) {
-	var out []runner
+func buildProxies(cfg *policy.Config, snap endpoints.Snapshot, log *zap.Logger) ([]runningProxy, error) {
+	var out []runningProxy
 	for _, p := range cfg.Proxies {
 		at := fmt.Sprintf("%s:%d", p.File, p.Line)
 		plog := log.Named("proxy").With(zap.String("role", string(p.Role)), zap.String("listen", p.Listen))
@@ -93,7 +103,7 @@ func buildProxies(cfg *policy.Config, snap endpoints.Snapshot, log *zap.Logger) 
 		if err != nil {
 			return nil, fmt.Errorf("[[proxy]] at %s: %w", at, err)
 		}
-		out = append(out, r)
+		out = append(out, runningProxy{runner: r, role: string(p.Role), listen: p.Listen})
 	}
 	return out, nil
 }
@@ -121,13 +131,22 @@ func (d *daemon) runProxiesOnly(ctx context.Context, why error, sigs <-chan os.S
 	if err != nil {
 		return err
 	}
-	d.proxies = len(proxies)
+	d.running = proxies
+	var msrv *metrics.Server
+	if addr := d.cfg.MetricsListen; addr != "" {
+		if msrv, err = d.listenMetrics(addr); err != nil {
+			return err
+		}
+	}
 	ctx, stop := context.WithCancel(ctx)
 	defer stop()
 	notify(d.log, sddaemon.SdNotifyReady, "STATUS="+d.statusLine())
 	g, gctx := errgroup.WithContext(ctx)
 	for _, p := range proxies {
 		g.Go(func() error { return p.Run(gctx) })
+	}
+	if msrv != nil {
+		g.Go(func() error { return msrv.Run(gctx) })
 	}
 	g.Go(func() error { return d.watchdog(gctx, 0) })
 	if sigs != nil {
