@@ -422,7 +422,7 @@ func TestUnitVerify(t *testing.T) {
 		t.Fatal(err)
 	}
 	verify := func(what string) {
-		out, err := exec.Command(sa, "verify", "--no-pager", "--root="+root, "/etc/systemd/system/"+unitFile).CombinedOutput()
+		out, err := exec.Command(sa, "verify", "--no-pager", "--man=no", "--root="+root, "/etc/systemd/system/"+unitFile).CombinedOutput()
 		if err != nil || len(out) > 0 {
 			t.Errorf("systemd-analyze verify (%s): %v\n%s", what, err, out)
 		}

@@ -146,6 +146,8 @@ func commands() []command {
 		{"policy", (*session).policyCmd},
 		{"pcap", (*session).pcapCmd},
 		{"proxy", (*session).proxyCmd},
+		{"completion", (*session).completionCmd},
+		{"connections", (*session).connections},
 	}
 }
 
@@ -153,6 +155,9 @@ func commands() []command {
 func (s *session) dispatch(args []string) error {
 	for _, c := range commands() {
 		if matches(args[0], c.name) {
+			if path, d, ok := helpRequest(c.name, args[1:]); ok {
+				return s.printHelp(path, d)
+			}
 			return c.run(s, args[1:])
 		}
 	}
@@ -160,8 +165,13 @@ func (s *session) dispatch(args []string) error {
 }
 
 // help is "ip mptcp help": the usage on stderr and status 255, as ip
-// does. The -h/-help options print it on stdout and succeed.
-func (s *session) help([]string) error {
+// does. The -h/-help options print it on stdout and succeed. "help
+// COMMAND" for one of mptcpd-go's own commands prints that command's help
+// on stdout instead (see helpTopic).
+func (s *session) help(args []string) error {
+	if path, d, ok := helpTopic(args); ok {
+		return s.printHelp(path, d)
+	}
 	return &cmdError{code: exitUsage, msg: Usage}
 }
 

@@ -14,7 +14,8 @@ import (
 
 // DaemonUsage is the grammar of the daemon-side commands.
 const DaemonUsage = `       mptcpd-go daemon [ --config PATH ]
-       mptcpd-go status [ -j ] [ --socket PATH | --config PATH ]
+       mptcpd-go status [ -j ] [ --color[=always|auto|never] ]
+                        [ --socket PATH | --config PATH ]
        mptcpd-go reload [ --socket PATH | --config PATH ]
        mptcpd-go policy check [ --config PATH ]
 --config defaults to ` + policy.DefaultPath + `; without that file the
@@ -99,10 +100,13 @@ func socketFlags(fs *flag.FlagSet) func() (string, error) {
 	}
 }
 
-// status is `mptcpd-go status`.
+// status is `mptcpd-go status`: a summary (coloured on a terminal), then
+// the details; with -j the Status as JSON, problems included.
 func (s *session) status(args []string) error {
 	fs := newFlagSet("status")
 	jsonOut := fs.Bool("j", s.opts.json, "JSON output")
+	var when colorWhen
+	fs.Var(&when, "color", "colour the summary: always, auto (on a terminal) or never")
 	socket := socketFlags(fs)
 	if err := parseFlags(fs, args); err != nil {
 		return err
@@ -111,9 +115,21 @@ func (s *session) status(args []string) error {
 	if err != nil {
 		return err
 	}
+	prog := &progress{w: s.stdout, on: !*jsonOut && s.stdoutIsTerminal()}
+	if prog.on {
+		prog.w.WriteString(sgrDim + "asking the mptcpd-go daemon at " + path + " ..." + sgrReset)
+		prog.shown = true
+		s.stdout.Flush()
+	}
 	st, err := daemon.QueryStatus(path)
+	prog.clear()
 	if err != nil {
 		return failure(exitFailure, err)
+	}
+	// Computed here, not by the daemon, so any daemon version gets them.
+	st.Problems = st.Diagnose()
+	if st.Problems == nil {
+		st.Problems = []daemon.Problem{}
 	}
 	if *jsonOut {
 		enc := json.NewEncoder(s.stdout)
@@ -122,7 +138,7 @@ func (s *session) status(args []string) error {
 		}
 		return enc.Encode(st)
 	}
-	return st.WriteText(s.stdout)
+	return st.WriteReport(s.stdout, s.useColor(when))
 }
 
 // reload is `mptcpd-go reload`, the same as SIGHUP but with the answer.

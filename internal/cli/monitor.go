@@ -1,10 +1,13 @@
 package cli
 
 import (
+	"bufio"
 	"context"
 	"errors"
 	"fmt"
 	"net/netip"
+	"os"
+	"strings"
 	"time"
 
 	"github.com/mptcpd-go/mptcpd-go/genl"
@@ -13,14 +16,25 @@ import (
 
 // monitor prints path manager events until the context ends (SIGINT or
 // SIGTERM), then closes the JSON array with -j and returns success.
+// On a terminal it colours the event names and keeps a progress line
+// under the events; piped, its output is exactly ip's.
 func (s *session) monitor(argv []string) error {
 	be, err := s.backend()
 	if err != nil {
 		return err
 	}
-	if len(argv) > 0 {
-		return unknownCommand(argv[0])
+	when := colorAuto
+	for _, a := range argv {
+		v, ok := strings.CutPrefix(a, "--color")
+		if !ok || v != "" && v[0] != '=' {
+			return unknownCommand(a)
+		}
+		if err := when.Set(strings.TrimPrefix(v, "=")); err != nil {
+			return &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: monitor: %v.\n", err)}
+		}
 	}
+	color := !s.opts.json && s.useColor(when)
+	prog := &progress{w: s.stdout, on: !s.opts.json && s.stdoutIsTerminal()}
 	sub, err := be.Subscribe(s.opts.rcvbuf)
 	if err != nil {
 		var hints []string
@@ -40,7 +54,13 @@ func (s *session) monitor(argv []string) error {
 	p := s.newPrinter()
 	p.openList()
 	s.emit(p)
+	events := 0
+	prog.show(events)
 	s.stdout.Flush()
+	defer func() {
+		prog.clear()
+		s.stdout.Flush()
+	}()
 	for {
 		ev, err := sub.Next()
 		if err != nil {
@@ -48,21 +68,30 @@ func (s *session) monitor(argv []string) error {
 				break
 			}
 			if errors.Is(err, genl.ErrEventsLost) {
+				prog.clear()
+				s.stdout.Flush()
 				// ip's rtnl_listen prints this and goes on listening.
 				fmt.Fprintf(s.stderr, "netlink receive error %s (%d)\n", strerror(unix.ENOBUFS), int(unix.ENOBUFS))
 				s.stderr.Flush()
+				prog.show(events)
+				s.stdout.Flush()
 				continue
 			}
+			prog.clear()
 			p.closeList()
 			s.emit(p)
 			// ip's monitor returns 2 on a receive error: exit status 254.
 			return &cmdError{code: exitListenRx, msg: "Error: receiving mptcp events failed: " + kernelText(err) + "\n",
 				err: fmt.Errorf("receive mptcp events: %w", err)}
 		}
-		s.printEvent(p, ev)
+		prog.clear()
+		s.printEvent(p, ev, color)
 		s.emit(p)
+		events++
+		prog.show(events)
 		s.stdout.Flush()
 	}
+	prog.clear()
 	p.closeList()
 	s.emit(p)
 	return nil
@@ -80,8 +109,8 @@ func eventName(t genl.EventType) (string, bool) {
 }
 
 // printEvent is mptcp_monitor_msg: the attributes that arrived, in ip's
-// order.
-func (s *session) printEvent(p *printer, ev genl.Event) {
+// order. color colours the event name by kind (text mode only).
+func (s *session) printEvent(p *printer, ev genl.Event, color bool) {
 	f := ev.Fields()
 	has := f.Present.Has
 	p.openObject()
@@ -97,7 +126,17 @@ func (s *session) printEvent(p *printer, ev genl.Event) {
 		p.str("event", "[%s]", fmt.Sprintf("UNKNOWN %d", uint8(ev.Type())))
 		return
 	}
+	sgr := ""
+	if color {
+		sgr = eventColor(ev.Type())
+	}
+	if sgr != "" {
+		p.text(sgr)
+	}
 	p.str("event", "[%16s]", name)
+	if sgr != "" {
+		p.text(sgrReset)
+	}
 	if has(genl.AttrToken) {
 		p.hex("token", fmt.Sprintf(" token=%08x", f.Token), uint64(f.Token))
 	}
@@ -178,4 +217,129 @@ func printTimestamp(p *printer, t time.Time, short bool) {
 	ts := fmt.Sprintf("%.3s %.3s%3d %02d:%02d:%02d %d %d usec",
 		t.Weekday(), t.Month(), t.Day(), t.Hour(), t.Minute(), t.Second(), t.Year(), usec)
 	p.str("timestamp", "Timestamp: %s\n", ts)
+}
+
+// ANSI SGR sequences for coloured output.
+const (
+	sgrReset  = "\033[0m"
+	sgrDim    = "\033[2m"
+	sgrRed    = "\033[31m"
+	sgrGreen  = "\033[32m"
+	sgrYellow = "\033[33m"
+	sgrCyan   = "\033[36m"
+)
+
+// eventColor: green for a connection starting, red for one ending, cyan
+// for subflows and addresses appearing, yellow for a priority change.
+func eventColor(t genl.EventType) string {
+	switch t {
+	case genl.EventCreated, genl.EventEstablished, genl.EventListenerCreated:
+		return sgrGreen
+	case genl.EventClosed, genl.EventSubClosed, genl.EventRemoved, genl.EventListenerClosed:
+		return sgrRed
+	case genl.EventSubEstablished, genl.EventAnnounced:
+		return sgrCyan
+	case genl.EventSubPriority:
+		return sgrYellow
+	}
+	return ""
+}
+
+// colorWhen is the value of --color: when output is coloured. The zero
+// value is colorAuto.
+type colorWhen string
+
+// Colour choices, as ls(1) and ip(8) spell them.
+const (
+	colorAuto   colorWhen = ""
+	colorAlways colorWhen = "always"
+	colorNever  colorWhen = "never"
+)
+
+// String implements flag.Value.
+func (c *colorWhen) String() string {
+	if *c == colorAuto {
+		return "auto"
+	}
+	return string(*c)
+}
+
+// Set implements flag.Value; a bare --color means always.
+func (c *colorWhen) Set(v string) error {
+	switch v {
+	case "", "true", "always":
+		*c = colorAlways
+	case "auto":
+		*c = colorAuto
+	case "false", "never":
+		*c = colorNever
+	default:
+		return fmt.Errorf("--color takes always, auto or never, not %q", v)
+	}
+	return nil
+}
+
+// IsBoolFlag lets --color stand alone in a flag set.
+func (c *colorWhen) IsBoolFlag() bool { return true }
+
+// useColor decides whether to colour: always and never are obeyed; auto
+// colours a terminal unless NO_COLOR is set (https://no-color.org) or
+// TERM is dumb.
+func (s *session) useColor(when colorWhen) bool {
+	switch when {
+	case colorAlways:
+		return true
+	case colorNever:
+		return false
+	}
+	if os.Getenv("NO_COLOR") != "" || os.Getenv("TERM") == "dumb" {
+		return false
+	}
+	return s.stdoutIsTerminal()
+}
+
+// stdoutIsTerminal reports whether the output goes to a terminal. It is
+// the check golang.org/x/term's IsTerminal makes on Linux (TCGETS
+// succeeds), done with x/sys to need no new module.
+func (s *session) stdoutIsTerminal() bool {
+	f, ok := s.env.Stdout.(interface{ Fd() uintptr })
+	if !ok {
+		return false
+	}
+	_, err := unix.IoctlGetTermios(int(f.Fd()), unix.TCGETS)
+	return err == nil
+}
+
+// progress is a transient status line under the output on a terminal:
+// it is erased before anything else is printed, so it never ends up in
+// the output proper. Off, it does nothing.
+type progress struct {
+	w     *bufio.Writer
+	on    bool
+	shown bool
+}
+
+// show replaces the line with the count of events so far.
+func (pr *progress) show(events int) {
+	if !pr.on {
+		return
+	}
+	pr.clear()
+	what := "waiting for MPTCP events"
+	if events > 0 {
+		what = fmt.Sprintf("%d events so far", events)
+		if events == 1 {
+			what = "1 event so far"
+		}
+	}
+	pr.w.WriteString(sgrDim + "-- " + what + "; Ctrl-C stops --" + sgrReset)
+	pr.shown = true
+}
+
+// clear erases the line if it is shown.
+func (pr *progress) clear() {
+	if pr.shown {
+		pr.w.WriteString("\r\033[K")
+		pr.shown = false
+	}
 }

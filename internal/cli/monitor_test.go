@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"bytes"
 	"encoding/binary"
 	"fmt"
 	"testing"
@@ -207,6 +208,58 @@ func TestMonitorOutput(t *testing.T) {
 				Stderr: "Error: receiving mptcp events failed: Bad file descriptor.\n", Code: 254}},
 		{name: "arguments refused", args: "monitor now",
 			want: result{Stderr: "Error: command \"now\" is unknown, try \"mptcpd-go help\".\n", Code: 255}},
+		// Piped output is plain unless colour is forced.
+		{name: "colour forced", args: "monitor --color=always", fake: &fakeBackend{events: []any{evs[0], evs[3], evs[6], evs[10]}}, calls: []string{"Subscribe(0)"},
+			want: result{Stdout: "\x1b[32m[         CREATED]\x1b[0m token=0a0b0c0d remid=0 locid=0 saddr4=10.0.0.1 daddr4=10.0.0.2 sport=40000 dport=80 server_side\n" +
+				"\x1b[31m[         REMOVED]\x1b[0m token=0a0b0c0d remid=2\n" +
+				"\x1b[31m[       SF_CLOSED]\x1b[0m token=0a0b0c0d saddr6=::ffff:10.0.0.1 daddr6=2001:db8::2 sport=1 dport=2 backup=0 error=111 ifindex=99 dev=if99 reset_reason=1 reset_flags=0x5\n" +
+				"\x1b[31m[          CLOSED]\x1b[0m token=0a0b0c0d\n"}},
+		{name: "bare colour flag", args: "monitor --color", fake: &fakeBackend{events: evs[10:11]}, calls: []string{"Subscribe(0)"},
+			want: result{Stdout: "\x1b[31m[          CLOSED]\x1b[0m token=0a0b0c0d\n"}},
+		{name: "colour auto when piped", args: "monitor --color=auto", fake: &fakeBackend{events: evs[10:11]}, calls: []string{"Subscribe(0)"},
+			want: result{Stdout: "[          CLOSED] token=0a0b0c0d\n"}},
+		{name: "colour never", args: "monitor --color=never", fake: &fakeBackend{events: evs[10:11]}, calls: []string{"Subscribe(0)"},
+			want: result{Stdout: "[          CLOSED] token=0a0b0c0d\n"}},
+		{name: "no colour in json", args: "-j monitor --color=always", fake: &fakeBackend{events: evs[10:11]}, calls: []string{"Subscribe(0)"},
+			want: result{Stdout: `[{"event":"CLOSED","token":"0xa0b0c0d"}]` + "\n"}},
+		{name: "bad colour", args: "monitor --color=sometimes",
+			want: result{Stderr: "Error: monitor: --color takes always, auto or never, not \"sometimes\".\n", Code: 255}},
+		{name: "colour prefix only", args: "monitor --colorful",
+			want: result{Stderr: "Error: command \"--colorful\" is unknown, try \"mptcpd-go help\".\n", Code: 255}},
 	}
 	runCases(t, tests)
+}
+
+// TestUseColor: --color wins; auto honours NO_COLOR and TERM=dumb, and
+// colours only a terminal (never a buffer).
+func TestUseColor(t *testing.T) {
+	for _, tt := range []struct {
+		name    string
+		when    colorWhen
+		noColor string
+		term    string
+		want    bool
+	}{
+		{"always", colorAlways, "", "xterm", true},
+		{"always beats NO_COLOR", colorAlways, "1", "xterm", true},
+		{"never", colorNever, "", "xterm", false},
+		{"auto on a pipe", colorAuto, "", "xterm", false},
+		{"auto with NO_COLOR", colorAuto, "1", "xterm", false},
+		{"auto with TERM=dumb", colorAuto, "", "dumb", false},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Setenv("NO_COLOR", tt.noColor)
+			t.Setenv("TERM", tt.term)
+			s := &session{env: Env{Stdout: &bytes.Buffer{}}}
+			if got := s.useColor(tt.when); got != tt.want {
+				t.Errorf("useColor(%s) = %v, want %v", tt.when.String(), got, tt.want)
+			}
+		})
+	}
+	var w colorWhen
+	for _, v := range []string{"always", "auto", "never", "true", "false", ""} {
+		if err := w.Set(v); err != nil {
+			t.Errorf("Set(%q): %v", v, err)
+		}
+	}
 }

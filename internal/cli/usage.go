@@ -13,7 +13,7 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
          | endpoint flush
          | limits set [ subflows NR ] [ add_addr_accepted NR ]
          | limits show
-         | monitor
+         | monitor [ --color[=WHEN] ]
          | pm announce ADDRESS id ID [ port NR ] [ dev NAME ] token TOKEN
          | pm remove id ID token TOKEN
          | pm subflow create ADDRESS [ id ID ] [ port NR ] [ dev NAME ] [ backup ]
@@ -23,7 +23,7 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
                   token TOKEN
          | pm show token TOKEN [ id ID ]
          | daemon [ --config PATH ]
-         | status [ -j ] [ --socket PATH | --config PATH ]
+         | status [ -j ] [ --color[=WHEN] ] [ --socket PATH | --config PATH ]
          | reload [ --socket PATH | --config PATH ]
          | policy check [ --config PATH ]
          | pcap summary [ -j ] FILE
@@ -35,7 +35,9 @@ COMMAND := endpoint add ADDRESS [ dev NAME ] [ id ID ]
          | proxy client --listen ADDR --server HOST:PORT [ --via IFACE|ADDR ]...
                         [ --backup IFACE|ADDR ]... [ --config FILE ]
                         [ --psk-file FILE ] [ --transparent ]
-         | help
+         | completion bash|zsh
+         | connections [ -j ]
+         | help [ COMMAND [ SUBCOMMAND ] ]
 FLAG-LIST := [ FLAG-LIST ] FLAG
 FLAG := [ signal | subflow | laminar | backup | fullmesh ]
 CHANGE-OPT := [ backup | nobackup | fullmesh | nofullmesh ]
@@ -43,8 +45,12 @@ TOKEN := a connection token in hex, as monitor prints it (0x optional)
 OPTIONS := { -n[etns] NAME | -j[son] | -p[retty] | -t[imestamp] | -ts[hort] |
              -b[atch] FILE | -force | -rc[vbuf] SIZE | -V[ersion] | -h[elp] }
 
+mptcpd-go manages Linux Multipath TCP: ip mptcp's commands, a policy daemon
+that keeps the kernel's endpoints and limits, an MPTCP proxy and captures.
 "help" prints this on stderr with status 255, as "ip mptcp help" does;
--h and --help print it on stdout and succeed.
+-h and --help print it on stdout and succeed. "COMMAND --help" (and "help
+COMMAND" for commands that are not ip's) prints a command's description,
+options and examples; mptcpd-go(8) and mptcpd-go.toml(5) have them all.
 Commands, subcommands and keywords may be abbreviated as with ip
 ("endpoint add" is "e a"). Bare "endpoint" and "limits" show. Output is
 byte for byte that of iproute2's "ip mptcp", except that "-j limits" prints
@@ -55,4 +61,10 @@ netlink socket, skipping blank lines and # comments; it stops at the first
 failure ("Command failed FILE:LINE") unless -force is given.
 Exit status, as ip's: 0 success, 1 bad address, MPTCP unavailable or a
 failed batch, 2 refused by the kernel, 255 usage error or unknown namespace.
+Examples:
+  mptcpd-go endpoint add 192.0.2.10 dev eth1 subflow
+  mptcpd-go limits set subflows 4 add_addr_accepted 4
+  mptcpd-go -t monitor
+  mptcpd-go policy check && systemctl enable --now mptcpd-go
+  mptcpd-go status
 `

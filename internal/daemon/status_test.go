@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"net/netip"
+	"regexp"
 	"sort"
+	"strings"
 	"testing"
 	"time"
 
@@ -163,7 +165,7 @@ func TestBuildStatus(t *testing.T) {
 				Note: "10.9.9.9 port 443 (id 1) was not created by mptcpd-go; left alone"},
 		},
 		NotAdded: []NotAdded{
-			{Iface: "eth0", Addr: "192.0.2.11", Reason: "eth0 192.0.2.11 not added: the kernel allows at most 8 endpoints and 8 are in use (1 foreign)"},
+			{Iface: "eth0", Addr: "192.0.2.11", Reason: "eth0 192.0.2.11 not added: the kernel allows at most 8 endpoints and 8 are in use (1 foreign)", Capped: true},
 			{Iface: "wlan0", Addr: "198.51.100.7", Reason: "wlan0 198.51.100.7 port 8080: wlan0 has no carrier; waiting for it"},
 		},
 		Summary:       "in sync; 2 of 8 endpoints in use (1 ours, 1 foreign); 1 capped",
@@ -246,6 +248,7 @@ func TestStatusJSONKeys(t *testing.T) {
 		"mode",
 		"not_added",
 		"not_added[].addr",
+		"not_added[].capped",
 		"not_added[].iface",
 		"not_added[].reason",
 		"owned_endpoints",
@@ -257,6 +260,7 @@ func TestStatusJSONKeys(t *testing.T) {
 		"pid",
 		"policy_files",
 		"policy_files[]",
+		"problems",
 		"reconciles",
 		"summary",
 	}
@@ -341,4 +345,207 @@ func jsonKeys(v any) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// summaryFixtures are the situations the summary must explain, built the
+// way the daemon builds its status.
+func summaryFixtures(t *testing.T) map[string]Status {
+	t.Helper()
+	ethPolicy := map[string]string{"10-eth.toml": "[match]\nname = [\"eth*\", \"wlan*\"]\n[endpoint]\nflags = [\"subflow\"]\n"}
+	eth0 := withDefault(link(2, "eth0", addr("192.0.2.10/24")), true, false)
+	wlan0 := withDefault(link(3, "wlan0", addr("198.51.100.7/24")), true, false)
+	owned := func(id uint8, ip, iface string, ifindex int) endpoints.OwnedEndpoint {
+		return endpoints.OwnedEndpoint{Addr: netip.MustParseAddr(ip), ID: id, Flags: genl.FlagSubflow, Ifindex: ifindex, Iface: iface}
+	}
+	healthyRS := endpoints.Status{
+		Reconciles: 3,
+		Owned:      []endpoints.OwnedEndpoint{owned(1, "192.0.2.10", "eth0", 2), owned(2, "198.51.100.7", "wlan0", 3)},
+		Limits:     genl.Limits{Subflows: 2, AddAddrAccepted: 2},
+		Report:     endpoints.Report{Summary: "in sync; 2 of 8 endpoints in use (2 ours)"},
+	}
+	fx := map[string]Status{}
+
+	cfg := loadConfig(t, "", ethPolicy)
+	snap := endpoints.Snapshot{Links: []endpoints.Link{lo(), eth0, wlan0}}
+	fx["healthy kernel"] = buildStatus(cfg, snap, healthyRS, nil)
+
+	fx["refused reload"] = buildStatus(cfg, snap, healthyRS,
+		errors.New(`/etc/mptcpd-go/interfaces.d/10-eth.toml:4:10: flags: unknown flag "subflw"; did you mean "subflow"?`))
+
+	noRoute := withDefault(wlan0, false, false)
+	rs := healthyRS
+	rs.Owned = rs.Owned[:1]
+	rs.Limits = genl.Limits{Subflows: 1, AddAddrAccepted: 1}
+	fx["no default route"] = buildStatus(cfg, endpoints.Snapshot{Links: []endpoints.Link{lo(), eth0, noRoute}}, rs, nil)
+
+	// Eight foreign endpoints fill the table: none of ours fit, and the
+	// kernel's subflow limit is below the subflow endpoints there are.
+	rs = endpoints.Status{Limits: genl.Limits{Subflows: 2, AddAddrAccepted: 0}}
+	for i := range 8 {
+		rs.Report.Foreign = append(rs.Report.Foreign, endpoints.Foreign{
+			Endpoint: genl.Endpoint{ID: uint8(i + 1), Addr: netip.AddrFrom4([4]byte{10, 0, 0, byte(i + 1)}), Flags: genl.FlagSubflow},
+			Note:     "not created by mptcpd-go; left alone"})
+	}
+	for _, w := range []endpoints.Want{want("eth0", 2, "192.0.2.10", genl.FlagSubflow), want("wlan0", 3, "198.51.100.7", genl.FlagSubflow)} {
+		rs.Report.Capped = append(rs.Report.Capped, endpoints.Capped{Want: w,
+			Note: w.Iface + " " + w.Addr.String() + " not added: the kernel allows at most 8 endpoints and 8 are in use (8 foreign)"})
+	}
+	rs.Errors = []error{errors.New("add endpoint 192.0.2.10: no space left on device")}
+	fx["endpoint cap"] = buildStatus(cfg, snap, rs, nil)
+
+	ucfg := loadConfig(t, "mode = \"userspace\"\n", ethPolicy)
+	st := buildStatus(ucfg, endpoints.Snapshot{Links: []endpoints.Link{lo(), eth0, wlan0, withDefault(link(4, "eth1", addr("203.0.113.5/24")), false, false)}},
+		endpoints.Status{}, nil)
+	st.Interfaces[1].Use, st.Interfaces[2].Use, st.Interfaces[3].Use = "subflow", "backup", "never"
+	st.PathManager = &PMStatus{Connections: []ConnStatus{{
+		Token: "0a0b0c0d", Side: "client", Established: true, Local: "192.0.2.10:40000", Remote: "203.0.113.80:443",
+		Subflows: []SubflowStatus{
+			{Local: "192.0.2.10:40000", Remote: "203.0.113.80:443", State: "established", Initial: true},
+			{Local: "198.51.100.7:40001", Remote: "203.0.113.80:443", State: "established", Backup: true},
+		},
+	}}, Events: 7}
+	fx["userspace"] = st
+
+	fx["nothing usable"] = buildStatus(loadConfig(t, "", nil),
+		endpoints.Snapshot{Links: []endpoints.Link{lo(), {Index: 2, Name: "eth0", Kind: "device", Up: true, Addrs: []endpoints.Addr{addr("192.0.2.10/24")}}}},
+		endpoints.Status{Limits: genl.Limits{Subflows: 2}}, nil)
+	return fx
+}
+
+func TestStatusSummary(t *testing.T) {
+	fx := summaryFixtures(t)
+	for _, tt := range []struct {
+		name, want string
+	}{
+		{"healthy kernel", `Multipath: on, kernel path manager: 2 endpoints on 2 of 2 interfaces (eth0, wlan0)
+  eth0   in use: 192.0.2.10 (subflow)
+  wlan0  in use: 198.51.100.7 (subflow)
+No problems found.
+`},
+		{"userspace", `Multipath: on, userspace path manager: 1 connection with 2 subflows; 2 of 3 interfaces (eth0, wlan0) usable
+  eth0   in use: 1 subflow open (use subflow)
+  wlan0  in use: 1 subflow open (use backup)
+  eth1   not in use: use = never in the policy
+No problems found.
+`},
+		{"refused reload", `Multipath: on, kernel path manager: 2 endpoints on 2 of 2 interfaces (eth0, wlan0)
+  eth0   in use: 192.0.2.10 (subflow)
+  wlan0  in use: 198.51.100.7 (subflow)
+Problems (1):
+  ! The last reload was refused, so the previous policy is still in force: /etc/mptcpd-go/interfaces.d/10-eth.toml:4:10: flags: unknown flag "subflw"; did you mean "subflow"?
+    Fix: correct the file, check it with "mptcpd-go policy check", then run "mptcpd-go reload".
+`},
+		{"no default route", `Multipath: on, kernel path manager: 1 endpoint on 1 of 2 interfaces (eth0)
+  eth0   in use: 192.0.2.10 (subflow)
+  wlan0  not in use: no default route, so it gets no endpoint
+Problems (1):
+  ! wlan0 has no default route, so it gets no endpoint.
+    Fix: if it should carry subflows anyway, set also_without_default_route = true in /etc/mptcpd-go/interfaces.d/10-eth.toml.
+`},
+		{"endpoint cap", `Multipath: off, kernel path manager: no endpoint in the kernel, so MPTCP connections use a single path
+  eth0   not in use: 192.0.2.10: the kernel allows at most 8 endpoints and 8 are in use (8 foreign)
+  wlan0  not in use: 198.51.100.7: the kernel allows at most 8 endpoints and 8 are in use (8 foreign)
+Problems (3):
+  ! The last reconcile failed: add endpoint 192.0.2.10: no space left on device
+    Fix: the daemon retries on the next change; the daemon log ("journalctl -u mptcpd-go") has the details.
+  ! The kernel's 8 endpoints are full: 2 wanted addresses not added (eth0 192.0.2.10, wlan0 198.51.100.7); endpoints mptcpd-go does not manage take 8 of them.
+    Fix: delete endpoints you do not need ("mptcpd-go endpoint show" lists them), or set ignore = true for interfaces that need no multipath.
+  ! The kernel allows 2 additional subflows per connection, but there are 8 subflow endpoints: some are never used.
+    Fix: set subflows = 8 (or "auto") under [limits] in /etc/mptcpd-go/mptcpd-go.toml and run "mptcpd-go reload".
+`},
+		{"nothing usable", `Multipath: off, kernel path manager: no endpoint in the kernel, so MPTCP connections use a single path
+  eth0  not in use: no carrier (cable or radio link down)
+Problems (1):
+  ! No interface is usable for multipath, so MPTCP connections stay on a single path.
+    Fix: see why for each interface above; without a policy file only interfaces with a default route get endpoints ("mptcpd-go policy check" shows the policy in force).
+`},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			var b bytes.Buffer
+			if err := fx[tt.name].WriteSummary(&b, false); err != nil {
+				t.Fatal(err)
+			}
+			if diff := cmp.Diff(tt.want, b.String()); diff != "" {
+				t.Errorf("WriteSummary (-want +got):\n%s", diff)
+			}
+		})
+	}
+}
+
+// TestStatusSummaryColor: colour only when asked, and then only as SGR
+// sequences around words, so stripping them gives the plain text.
+func TestStatusSummaryColor(t *testing.T) {
+	for name, st := range summaryFixtures(t) {
+		t.Run(name, func(t *testing.T) {
+			var plain, color bytes.Buffer
+			if err := st.WriteSummary(&plain, false); err != nil {
+				t.Fatal(err)
+			}
+			if err := st.WriteSummary(&color, true); err != nil {
+				t.Fatal(err)
+			}
+			if bytes.ContainsRune(plain.Bytes(), 0x1b) {
+				t.Errorf("plain summary has escape sequences:\n%q", plain.String())
+			}
+			if !bytes.Contains(color.Bytes(), []byte(sgrReset)) {
+				t.Errorf("coloured summary has no colour:\n%q", color.String())
+			}
+			if diff := cmp.Diff(plain.String(), sgrRe.ReplaceAllString(color.String(), "")); diff != "" {
+				t.Errorf("coloured summary without its colours differs from the plain one (-plain +stripped):\n%s", diff)
+			}
+		})
+	}
+	var b bytes.Buffer
+	st := summaryFixtures(t)["healthy kernel"]
+	if err := st.WriteSummary(&b, true); err != nil {
+		t.Fatal(err)
+	}
+	if want := "Multipath: " + sgrBold + sgrGreen + "on" + sgrReset + ","; !strings.HasPrefix(b.String(), want) {
+		t.Errorf("coloured headline %q, want prefix %q", b.String(), want)
+	}
+}
+
+var sgrRe = regexp.MustCompile("\x1b\\[[0-9;]*m")
+
+// TestStatusReport: the summary first, then the detailed text unchanged.
+func TestStatusReport(t *testing.T) {
+	st := representativeStatus(t)
+	var sum, text, report bytes.Buffer
+	if err := st.WriteSummary(&sum, false); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteText(&text); err != nil {
+		t.Fatal(err)
+	}
+	if err := st.WriteReport(&report, false); err != nil {
+		t.Fatal(err)
+	}
+	if diff := cmp.Diff(sum.String()+"\n"+text.String(), report.String()); diff != "" {
+		t.Errorf("WriteReport (-want +got):\n%s", diff)
+	}
+	const wantSummary = `Multipath: on, kernel path manager: 1 endpoint on 1 of 4 interfaces (eth0)
+  eth0     in use: 192.0.2.10 (subflow backup); 1 more address not added (see below)
+  wlan0    not in use: 198.51.100.7: wlan0 has no carrier; waiting for it
+  docker0  ignored: ignore = true in /etc/mptcpd-go/interfaces.d/30-docker.toml
+  tun0     not in use: no IP address
+Problems (3):
+  ! The last reload was refused, so the previous policy is still in force: /etc/mptcpd-go/interfaces.d/40-x.toml:3:9: flags: unknown flag "bakup"; did you mean "backup"?
+    Fix: correct the file, check it with "mptcpd-go policy check", then run "mptcpd-go reload".
+  ! The last reconcile failed: set the kernel's mptcp limits: operation not permitted
+    Fix: the daemon retries on the next change; the daemon log ("journalctl -u mptcpd-go") has the details.
+  ! The kernel's 8 endpoints are full: 1 wanted address not added (eth0 192.0.2.11); endpoints mptcpd-go does not manage take 1 of them.
+    Fix: delete endpoints you do not need ("mptcpd-go endpoint show" lists them), or set ignore = true for interfaces that need no multipath.
+`
+	if diff := cmp.Diff(wantSummary, sum.String()); diff != "" {
+		t.Errorf("summary of the representative status (-want +got):\n%s", diff)
+	}
+	// Problems filled by the client win over Diagnose.
+	st.Problems = []Problem{}
+	sum.Reset()
+	if err := st.WriteSummary(&sum, false); err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(sum.String(), "No problems found.") {
+		t.Errorf("summary with Problems = [] lists problems:\n%s", sum.String())
+	}
 }

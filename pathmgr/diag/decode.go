@@ -114,7 +114,19 @@ type Info struct {
 	LastDataSent       uint32
 	LastDataRecv       uint32
 	LastAckRecv        uint32
+	// Len is how many bytes of struct mptcp_info the kernel sent, so that
+	// a zero counter can be told from one the kernel does not know
+	// (HasBytes).
+	Len int
 }
+
+// infoBytesEnd is the end of mptcpi_bytes_acked: kernels that send less
+// than this do not count the bytes of a connection.
+const infoBytesEnd = 80
+
+// HasBytes reports whether the kernel sent the byte counters
+// (BytesRetrans, BytesSent, BytesReceived, BytesAcked; Linux 6.5+).
+func (i Info) HasBytes() bool { return i.Len >= infoBytesEnd }
 
 // Connection is one MPTCP socket: an established connection, one being
 // set up or closed, or a listener.
@@ -178,7 +190,47 @@ type Subflow struct {
 	// IDLocal and IDRemote are the address ids of the two ends.
 	IDLocal, IDRemote uint8
 	Flags             SubflowFlags
+	// TCP is the subflow's struct tcp_info, nil when the kernel sent none.
+	TCP *TCPInfo
 }
+
+// TCPInfo is the part of struct tcp_info (include/uapi/linux/tcp.h) that
+// describes a subflow's path. Times are in microseconds. Fields a kernel
+// does not send are zero; Len says how much it sent.
+type TCPInfo struct {
+	// State is tcpi_state, the same as the socket's.
+	State State
+	// RTT and RTTVar are the smoothed round-trip time and its variance,
+	// MinRTT the lowest seen.
+	RTT, RTTVar, MinRTT uint32
+	// SndCwnd is the congestion window in segments.
+	SndCwnd uint32
+	// TotalRetrans counts retransmitted segments.
+	TotalRetrans uint32
+	// BytesAcked, BytesReceived, BytesSent and BytesRetrans count payload
+	// bytes (tcpi_bytes_*).
+	BytesAcked, BytesReceived, BytesSent, BytesRetrans uint64
+	// Len is how many bytes of struct tcp_info the kernel sent.
+	Len int
+}
+
+// Offsets in struct tcp_info of the fields TCPInfo keeps.
+const (
+	tcpiRTT           = 68
+	tcpiRTTVar        = 72
+	tcpiSndCwnd       = 80
+	tcpiTotalRetrans  = 100
+	tcpiBytesAcked    = 120
+	tcpiBytesReceived = 128
+	tcpiMinRTT        = 148
+	tcpiBytesSent     = 200
+	tcpiBytesRetrans  = 208
+	sizeofTCPInfo     = 216 // up to the last field kept
+)
+
+// HasBytesSent reports whether the kernel sent tcpi_bytes_sent and
+// tcpi_bytes_retrans (Linux 5.5+).
+func (i TCPInfo) HasBytesSent() bool { return i.Len >= sizeofTCPInfo }
 
 // Backup reports whether either end asked for the subflow to be a backup.
 func (s Subflow) Backup() bool { return s.Flags&(FlagBackupLocal|FlagBackupRemote) != 0 }
@@ -304,6 +356,7 @@ func decodeInfo(b []byte) Info {
 		LastDataSent:       ne.Uint32(buf[84:]),
 		LastDataRecv:       ne.Uint32(buf[88:]),
 		LastAckRecv:        ne.Uint32(buf[92:]),
+		Len:                len(b),
 	}
 }
 
@@ -324,28 +377,58 @@ func decodeSubflow(b []byte) (sf Subflow, ok bool, err error) {
 		return Subflow{}, false, fmt.Errorf("TCP socket attributes: %w", err)
 	}
 	for ad.Next() {
-		if ad.Type() == inetDiagULPInfo {
-			ad.Nested(func(nad *netlink.AttributeDecoder) error {
-				var name string
-				var found bool
-				for nad.Next() {
-					switch nad.Type() {
-					case inetULPInfoName:
-						name = nad.String()
-					case inetULPInfoMPTCP:
-						found = true
-						nad.Nested(decodeSubflowAttrs(&sf))
-					}
-				}
-				ok = found && name == ulpNameMPTCP
-				return nil
-			})
+		switch ad.Type() {
+		case inetDiagInfo:
+			ti := decodeTCPInfo(ad.Bytes())
+			sf.TCP = &ti
+		case inetDiagULPInfo:
+			ad.Nested(decodeULPInfo(&sf, &ok))
 		}
 	}
 	if err := ad.Err(); err != nil {
 		return Subflow{}, false, fmt.Errorf("TCP socket attributes: %w", err)
 	}
 	return sf, ok, nil
+}
+
+// decodeULPInfo decodes the INET_DIAG_ULP_INFO nest; *ok is set when it
+// names the mptcp ULP and carries its subflow nest.
+func decodeULPInfo(sf *Subflow, ok *bool) func(*netlink.AttributeDecoder) error {
+	return func(ad *netlink.AttributeDecoder) error {
+		var name string
+		var found bool
+		for ad.Next() {
+			switch ad.Type() {
+			case inetULPInfoName:
+				name = ad.String()
+			case inetULPInfoMPTCP:
+				found = true
+				ad.Nested(decodeSubflowAttrs(sf))
+			}
+		}
+		*ok = found && name == ulpNameMPTCP
+		return nil
+	}
+}
+
+// decodeTCPInfo decodes struct tcp_info, as much of it as b holds.
+func decodeTCPInfo(b []byte) TCPInfo {
+	var buf [sizeofTCPInfo]byte
+	copy(buf[:], b)
+	ne := binary.NativeEndian
+	return TCPInfo{
+		State:         State(buf[0]),
+		RTT:           ne.Uint32(buf[tcpiRTT:]),
+		RTTVar:        ne.Uint32(buf[tcpiRTTVar:]),
+		MinRTT:        ne.Uint32(buf[tcpiMinRTT:]),
+		SndCwnd:       ne.Uint32(buf[tcpiSndCwnd:]),
+		TotalRetrans:  ne.Uint32(buf[tcpiTotalRetrans:]),
+		BytesAcked:    ne.Uint64(buf[tcpiBytesAcked:]),
+		BytesReceived: ne.Uint64(buf[tcpiBytesReceived:]),
+		BytesSent:     ne.Uint64(buf[tcpiBytesSent:]),
+		BytesRetrans:  ne.Uint64(buf[tcpiBytesRetrans:]),
+		Len:           len(b),
+	}
 }
 
 // decodeSubflowAttrs decodes the INET_ULP_INFO_MPTCP nest.

@@ -107,9 +107,16 @@ var (
 		Flags: InfoRemoteKeyReceived, Token: 0xd00436b6, WriteSeq: 1, SndUna: 2, RcvNxt: 3,
 		LocalAddrUsed: 1, LocalAddrMax: 2, CsumEnabled: true, Retransmits: 7, BytesRetrans: 8, BytesSent: 9,
 		BytesReceived: 10, BytesAcked: 11, SubflowsTotal: 3, EndpLaminarMax: 1, EndpFullmeshMax: 2,
-		LastDataSent: 12, LastDataRecv: 13, LastAckRecv: 14,
+		LastDataSent: 12, LastDataRecv: 13, LastAckRecv: 14, Len: 96,
 	}
 )
+
+// withLen is fullInfo as decoded from n bytes.
+func withLen(n int) *Info {
+	i := fullInfo
+	i.Len = n
+	return &i
+}
 
 func TestDecodeConnection(t *testing.T) {
 	for _, tt := range []struct {
@@ -125,10 +132,10 @@ func TestDecodeConnection(t *testing.T) {
 			Connection{Socket: sock4, Info: &Info{
 				Subflows: 2, AddAddrSignal: 1, AddAddrAccepted: 3, SubflowsMax: 8, AddAddrSignalMax: 4, AddAddrAcceptedMax: 5,
 				Flags: InfoRemoteKeyReceived, Token: 0xd00436b6, WriteSeq: 1, SndUna: 2, RcvNxt: 3,
-				LocalAddrUsed: 1, LocalAddrMax: 2, CsumEnabled: true,
+				LocalAddrUsed: 1, LocalAddrMax: 2, CsumEnabled: true, Len: 43,
 			}}},
 		{"newer kernel's longer info", cat(msgBytes(sock4), attr(inetDiagInfo, append(infoBytes(fullInfo), 1, 2, 3, 4)...)),
-			Connection{Socket: sock4, Info: &fullInfo}},
+			Connection{Socket: sock4, Info: withLen(100)}},
 		{"other attributes skipped", cat(msgBytes(sock4), attr(inetDiagULPInfo, 1, 2, 3), attr(inetDiagInfo, infoBytes(fullInfo)...), attr(99)),
 			Connection{Socket: sock4, Info: &fullInfo}},
 	} {
@@ -165,6 +172,11 @@ func TestDecodeErrors(t *testing.T) {
 			}
 		})
 	}
+	// A broken nest inside INET_DIAG_ULP_INFO is an error for subflows.
+	brokenNest := cat(msgBytes(sock4), attr(inetDiagULPInfo|1<<15, cat(attr(inetULPInfoName, 'm', 'p', 't', 'c', 'p', 0), attr(inetULPInfoMPTCP|1<<15, 9, 0, 1, 0, 1))...))
+	if sf, ok, err := decodeSubflow(brokenNest); err == nil || ok {
+		t.Errorf("decodeSubflow(broken nest) = %+v, %v, %v; want an error", sf, ok, err)
+	}
 	if _, err := decodeConnection(nil); !errors.Is(err, errShort) {
 		t.Errorf("decodeConnection(nil) = %v, want errShort", err)
 	}
@@ -192,15 +204,18 @@ func TestDecodeSubflow(t *testing.T) {
 	)
 	want := Subflow{Socket: sock4, TokenLocal: 0xd00436b6, TokenRemote: 0x1d76d1a7, IDLocal: 5,
 		Flags: FlagJoinLocal | FlagJoinRemote | FlagBackupLocal | FlagConnected | FlagMapValid}
+	wantTCP := want
+	wantTCP.TCP = &fullTCP
 	for _, tt := range []struct {
 		name   string
 		in     []byte
 		want   Subflow
 		wantOK bool
 	}{
-		{"subflow", cat(msgBytes(sock4), attr(inetDiagInfo, make([]byte, 232)...), ulp("mptcp", sfAttrs)), want, true},
+		{"subflow", cat(msgBytes(sock4), attr(inetDiagInfo, tcpInfoBytes(fullTCP)...), ulp("mptcp", sfAttrs)), wantTCP, true},
+		{"subflow without tcp_info", cat(msgBytes(sock4), ulp("mptcp", sfAttrs)), want, true},
 		{"nest without NLA_F_NESTED", cat(msgBytes(sock4), attr(inetDiagULPInfo, cat(attr(inetULPInfoName, 'm', 'p', 't', 'c', 'p', 0), attr(inetULPInfoMPTCP, sfAttrs...))...)), want, true},
-		{"plain TCP", cat(msgBytes(sock4), attr(inetDiagInfo, make([]byte, 232)...)), Subflow{Socket: sock4}, false},
+		{"plain TCP", cat(msgBytes(sock4), attr(inetDiagInfo, make([]byte, 232)...)), Subflow{Socket: sock4, TCP: &TCPInfo{Len: 232}}, false},
 		{"other ULP", cat(msgBytes(sock4), ulp("tls", nil)), Subflow{Socket: sock4}, false},
 		{"mptcp listener (no subflow nest)", cat(msgBytes(sock4), ulp("mptcp", nil)), Subflow{Socket: sock4}, false},
 		{"no attributes", msgBytes(sock6), Subflow{Socket: sock6}, false},
@@ -217,6 +232,55 @@ func TestDecodeSubflow(t *testing.T) {
 				t.Errorf("decodeSubflow (-want +got):\n%s", diff)
 			}
 		})
+	}
+}
+
+// fullTCP is a tcp_info with every kept field set, as a 6.18 kernel sends
+// it (248 bytes).
+var fullTCP = TCPInfo{State: StateEstablished, RTT: 1500, RTTVar: 250, MinRTT: 900, SndCwnd: 10, TotalRetrans: 3,
+	BytesAcked: 1000, BytesReceived: 2000, BytesSent: 3000, BytesRetrans: 40, Len: 248}
+
+// tcpInfoBytes builds struct tcp_info for i, i.Len bytes long.
+func tcpInfoBytes(i TCPInfo) []byte {
+	b := make([]byte, max(i.Len, sizeofTCPInfo))
+	ne := binary.NativeEndian
+	b[0] = byte(i.State)
+	ne.PutUint32(b[tcpiRTT:], i.RTT)
+	ne.PutUint32(b[tcpiRTTVar:], i.RTTVar)
+	ne.PutUint32(b[tcpiMinRTT:], i.MinRTT)
+	ne.PutUint32(b[tcpiSndCwnd:], i.SndCwnd)
+	ne.PutUint32(b[tcpiTotalRetrans:], i.TotalRetrans)
+	ne.PutUint64(b[tcpiBytesAcked:], i.BytesAcked)
+	ne.PutUint64(b[tcpiBytesReceived:], i.BytesReceived)
+	ne.PutUint64(b[tcpiBytesSent:], i.BytesSent)
+	ne.PutUint64(b[tcpiBytesRetrans:], i.BytesRetrans)
+	return b[:i.Len]
+}
+
+func TestDecodeTCPInfo(t *testing.T) {
+	for _, tt := range []struct {
+		name string
+		in   []byte
+		want TCPInfo
+	}{
+		{"6.18", tcpInfoBytes(fullTCP), fullTCP},
+		{"empty", nil, TCPInfo{}},
+		// Linux 4.x: no min_rtt, no bytes_sent.
+		{"old kernel", tcpInfoBytes(fullTCP)[:tcpiMinRTT], TCPInfo{State: StateEstablished, RTT: 1500, RTTVar: 250,
+			SndCwnd: 10, TotalRetrans: 3, BytesAcked: 1000, BytesReceived: 2000, Len: tcpiMinRTT}},
+		{"cut before rtt", tcpInfoBytes(fullTCP)[:tcpiRTT], TCPInfo{State: StateEstablished, Len: tcpiRTT}},
+	} {
+		t.Run(tt.name, func(t *testing.T) {
+			if diff := cmp.Diff(tt.want, decodeTCPInfo(tt.in)); diff != "" {
+				t.Errorf("decodeTCPInfo (-want +got):\n%s", diff)
+			}
+		})
+	}
+	if !fullTCP.HasBytesSent() || (TCPInfo{Len: tcpiMinRTT}).HasBytesSent() {
+		t.Errorf("HasBytesSent wrong")
+	}
+	if !fullInfo.HasBytes() || withLen(43).HasBytes() {
+		t.Errorf("Info.HasBytes wrong")
 	}
 }
 

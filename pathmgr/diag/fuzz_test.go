@@ -37,6 +37,8 @@ func FuzzDecodeConnection(f *testing.F) {
 // round-trips.
 func FuzzDecodeSubflow(f *testing.F) {
 	f.Add(cat(msgBytes(sock4), ulp("mptcp", cat(attr(subflowAttrTokenLoc, u32(1)...), attr(subflowAttrIDLoc, 2)))))
+	f.Add(cat(msgBytes(sock4), attr(inetDiagInfo, tcpInfoBytes(fullTCP)...), ulp("mptcp", cat(attr(subflowAttrTokenLoc, u32(1)...), attr(subflowAttrFlags, u32(0x30)...)))))
+	f.Add(cat(msgBytes(sock6), attr(inetDiagInfo, tcpInfoBytes(fullTCP)[:100]...)))
 	f.Add(cat(msgBytes(sock6), ulp("tls", nil)))
 	f.Add(cat(msgBytes(sock4), ulp("mptcp", nil)))
 	f.Add(msgBytes(sockMapped))
@@ -49,6 +51,9 @@ func FuzzDecodeSubflow(f *testing.F) {
 			return
 		}
 		checkSocket(t, sf.Socket, b)
+		if sf.TCP != nil && sf.TCP.Len > len(b)-sizeofMsg {
+			t.Errorf("tcp_info of %d bytes in a %d-byte message", sf.TCP.Len, len(b))
+		}
 		if !ok && (sf.TokenLocal != 0 && len(b) == sizeofMsg) {
 			t.Errorf("token decoded from a bare header")
 		}
