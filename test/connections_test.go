@@ -10,7 +10,6 @@ import (
 	"testing"
 	"time"
 
-	"github.com/mptcpd-go/mptcpd-go/genl"
 	"github.com/mptcpd-go/mptcpd-go/test/harness"
 )
 
@@ -41,36 +40,13 @@ func TestConnections(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
 	top := harness.Pair(t, 2)
-	harness.UseUserspacePM(t, top.Client)
-	harness.UseUserspacePM(t, top.Server)
-	cl, sl := harness.Subscribe(t, top.Client, "client"), harness.Subscribe(t, top.Server, "server")
-	l1, l2 := top.Links[0], top.Links[1]
 	ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
 	defer cancel()
-
-	ln := top.Server.ListenMPTCP(t, "0.0.0.0:0")
-	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
-	serverAddr := netip.AddrPortFrom(l1.ServerV4, port)
-	conn, srv := harness.Connect(ctx, t, top.Client, l1.ClientV4.String(), ln, serverAddr.String())
-	harness.Exchange(t, conn, srv, "hello")
-	clientAddr := harness.Unmap(conn.LocalAddr().(*net.TCPAddr).AddrPort())
-	ctok := cl.Established(t, clientAddr)
-	sl.Established(t, serverAddr)
-
-	if err := harness.DialGenl(t, top.Client).CreateSubflow(ctok,
-		genl.Endpoint{ID: 5, Addr: l2.ClientV4, Flags: genl.FlagBackup}, serverAddr); err != nil {
-		t.Fatalf("CreateSubflow: %v", err)
-	}
-	est := cl.WaitFor(t, 0, "client SUB_ESTABLISHED", func(ev genl.Event) bool {
-		_, ok := ev.(*genl.SubflowEstablished)
-		return ok
-	}).(*genl.SubflowEstablished)
-	sl.WaitFor(t, 0, "server SUB_ESTABLISHED", func(ev genl.Event) bool {
-		_, ok := ev.(*genl.SubflowEstablished)
-		return ok
-	})
+	c := harness.OpenTwoSubflows(ctx, t, top)
+	conn, srv := c.Client, c.Server
+	clientAddr, serverAddr := c.ClientAddr, c.ServerAddr
 	harness.Exchange(t, conn, srv, "over two subflows")
-	second := harness.Unmap(est.Local)
+	second := harness.Unmap(c.Second.Local)
 
 	for _, side := range []struct {
 		name          string
@@ -135,7 +111,7 @@ func TestConnections(t *testing.T) {
 			if !found {
 				t.Fatalf("no connection with MPTCP_INFO's token %s:\n%s", token, raw)
 			}
-			if want := fmt.Sprintf("0.0.0.0:%d", port); side.listener != strings.Contains(strings.Join(out.Listeners, " "), want) {
+			if want := fmt.Sprintf("0.0.0.0:%d", serverAddr.Port()); side.listener != strings.Contains(strings.Join(out.Listeners, " "), want) {
 				t.Errorf("listeners %v: listener %s listed should be %v", out.Listeners, want, side.listener)
 			}
 

@@ -3,7 +3,6 @@ package diag
 import (
 	"context"
 	"fmt"
-	"net"
 	"net/netip"
 	"os"
 	"os/exec"
@@ -16,7 +15,6 @@ import (
 
 	"golang.org/x/sys/unix"
 
-	"github.com/mptcpd-go/mptcpd-go/genl"
 	"github.com/mptcpd-go/mptcpd-go/test/harness"
 )
 
@@ -31,35 +29,13 @@ func TestKernelListsConnection(t *testing.T) {
 	harness.RequireKernel(t)
 	t.Parallel()
 	top := harness.Pair(t, 2)
-	harness.UseUserspacePM(t, top.Client)
-	harness.UseUserspacePM(t, top.Server)
-	cl, sl := harness.Subscribe(t, top.Client, "client"), harness.Subscribe(t, top.Server, "server")
-	l1, l2 := top.Links[0], top.Links[1]
 	ctx, cancel := context.WithTimeout(t.Context(), harness.Timeout)
 	defer cancel()
-
-	ln := top.Server.ListenMPTCP(t, "0.0.0.0:0")
-	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
-	serverAddr := netip.AddrPortFrom(l1.ServerV4, port)
-	conn, srv := harness.Connect(ctx, t, top.Client, l1.ClientV4.String(), ln, serverAddr.String())
-	harness.Exchange(t, conn, srv, "hello")
-	clientAddr := conn.LocalAddr().(*net.TCPAddr).AddrPort()
-	ctok, stok := cl.Established(t, clientAddr), sl.Established(t, serverAddr)
-
 	// A second subflow over link 2, backup, to the server's link-1 address.
+	c := harness.OpenTwoSubflows(ctx, t, top)
 	const clientID = 5
-	if err := harness.DialGenl(t, top.Client).CreateSubflow(ctok,
-		genl.Endpoint{ID: clientID, Addr: l2.ClientV4, Flags: genl.FlagBackup}, serverAddr); err != nil {
-		t.Fatalf("CreateSubflow: %v", err)
-	}
-	est := cl.WaitFor(t, 0, "SUB_ESTABLISHED", func(ev genl.Event) bool {
-		_, ok := ev.(*genl.SubflowEstablished)
-		return ok
-	}).(*genl.SubflowEstablished)
-	sl.WaitFor(t, 0, "server SUB_ESTABLISHED", func(ev genl.Event) bool {
-		_, ok := ev.(*genl.SubflowEstablished)
-		return ok
-	})
+	ctok, stok, est := c.ClientToken, c.ServerToken, c.Second
+	clientAddr, serverAddr := c.ClientAddr, c.ServerAddr
 
 	for _, side := range []struct {
 		name          string
@@ -95,7 +71,7 @@ func TestKernelListsConnection(t *testing.T) {
 			var found, listener bool
 			for _, cn := range conns {
 				t.Logf("connection %s %s -> %s info %+v", cn.State, cn.Local, cn.Remote, cn.Info)
-				if cn.State == StateListen && cn.Local.Port() == port {
+				if cn.State == StateListen && cn.Local.Port() == serverAddr.Port() {
 					listener = true
 				}
 				if cn.Info == nil || cn.Info.Token != side.token {
@@ -118,7 +94,7 @@ func TestKernelListsConnection(t *testing.T) {
 				t.Errorf("no connection with token %08x", side.token)
 			}
 			if listener != side.listener {
-				t.Errorf("listener on port %d listed: %v, want %v", port, listener, side.listener)
+				t.Errorf("listener on port %d listed: %v, want %v", serverAddr.Port(), listener, side.listener)
 			}
 
 			sfs, err := c.Subflows()

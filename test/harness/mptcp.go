@@ -294,3 +294,46 @@ func (l *EventLog) Established(t testing.TB, local netip.AddrPort) uint32 {
 func Unmap(ap netip.AddrPort) netip.AddrPort {
 	return netip.AddrPortFrom(ap.Addr().Unmap(), ap.Port())
 }
+
+// TwoSubflows is an MPTCP connection across a Pair with two links whose
+// client opened a second, backup subflow from its link-2 address (address
+// id 5) to the server's link-1 address through the userspace path manager.
+type TwoSubflows struct {
+	// Client and Server are the two ends' sockets.
+	Client, Server net.Conn
+	// ClientAddr and ServerAddr are the initial subflow's ends.
+	ClientAddr, ServerAddr netip.AddrPort
+	// ClientToken and ServerToken are the tokens of ESTABLISHED.
+	ClientToken, ServerToken uint32
+	// Second is the client's SUB_ESTABLISHED of the second subflow.
+	Second *genl.SubflowEstablished
+}
+
+// OpenTwoSubflows switches both namespaces of top (two links) to the
+// userspace path manager and opens a TwoSubflows connection; "hello" has
+// crossed it before the second subflow opens.
+func OpenTwoSubflows(ctx context.Context, t testing.TB, top *Topology) TwoSubflows {
+	t.Helper()
+	UseUserspacePM(t, top.Client)
+	UseUserspacePM(t, top.Server)
+	cl, sl := Subscribe(t, top.Client, "client"), Subscribe(t, top.Server, "server")
+	l1, l2 := top.Links[0], top.Links[1]
+	ln := top.Server.ListenMPTCP(t, "0.0.0.0:0")
+	port := ln.Addr().(*net.TCPAddr).AddrPort().Port()
+	c := TwoSubflows{ServerAddr: netip.AddrPortFrom(l1.ServerV4, port)}
+	c.Client, c.Server = Connect(ctx, t, top.Client, l1.ClientV4.String(), ln, c.ServerAddr.String())
+	Exchange(t, c.Client, c.Server, "hello")
+	c.ClientAddr = Unmap(c.Client.LocalAddr().(*net.TCPAddr).AddrPort())
+	c.ClientToken, c.ServerToken = cl.Established(t, c.ClientAddr), sl.Established(t, c.ServerAddr)
+	if err := DialGenl(t, top.Client).CreateSubflow(c.ClientToken,
+		genl.Endpoint{ID: 5, Addr: l2.ClientV4, Flags: genl.FlagBackup}, c.ServerAddr); err != nil {
+		t.Fatalf("CreateSubflow: %v", err)
+	}
+	isSubEstablished := func(ev genl.Event) bool {
+		_, ok := ev.(*genl.SubflowEstablished)
+		return ok
+	}
+	c.Second = cl.WaitFor(t, 0, "client SUB_ESTABLISHED", isSubEstablished).(*genl.SubflowEstablished)
+	sl.WaitFor(t, 0, "server SUB_ESTABLISHED", isSubEstablished)
+	return c
+}
