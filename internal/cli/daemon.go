@@ -8,6 +8,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/mptcpd-go/mptcpd-go/internal/ansi"
 	"github.com/mptcpd-go/mptcpd-go/internal/daemon"
 	"github.com/mptcpd-go/mptcpd-go/policy"
 )
@@ -117,7 +118,7 @@ func (s *session) status(args []string) error {
 	}
 	prog := &progress{w: s.stdout, on: !*jsonOut && s.stdoutIsTerminal()}
 	if prog.on {
-		prog.w.WriteString(sgrDim + "asking the mptcpd-go daemon at " + path + " ..." + sgrReset)
+		prog.w.WriteString(ansi.Dim + "asking the mptcpd-go daemon at " + path + " ..." + ansi.Reset)
 		prog.shown = true
 		s.stdout.Flush()
 	}

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/internal/ansi"
 	"golang.org/x/sys/unix"
 )
 
@@ -135,7 +136,7 @@ func (s *session) printEvent(p *printer, ev genl.Event, color bool) {
 	}
 	p.str("event", "[%16s]", name)
 	if sgr != "" {
-		p.text(sgrReset)
+		p.text(ansi.Reset)
 	}
 	if has(genl.AttrToken) {
 		p.hex("token", fmt.Sprintf(" token=%08x", f.Token), uint64(f.Token))
@@ -219,28 +220,18 @@ func printTimestamp(p *printer, t time.Time, short bool) {
 	p.str("timestamp", "Timestamp: %s\n", ts)
 }
 
-// ANSI SGR sequences for coloured output.
-const (
-	sgrReset  = "\033[0m"
-	sgrDim    = "\033[2m"
-	sgrRed    = "\033[31m"
-	sgrGreen  = "\033[32m"
-	sgrYellow = "\033[33m"
-	sgrCyan   = "\033[36m"
-)
-
 // eventColor: green for a connection starting, red for one ending, cyan
 // for subflows and addresses appearing, yellow for a priority change.
 func eventColor(t genl.EventType) string {
 	switch t {
 	case genl.EventCreated, genl.EventEstablished, genl.EventListenerCreated:
-		return sgrGreen
+		return ansi.Green
 	case genl.EventClosed, genl.EventSubClosed, genl.EventRemoved, genl.EventListenerClosed:
-		return sgrRed
+		return ansi.Red
 	case genl.EventSubEstablished, genl.EventAnnounced:
-		return sgrCyan
+		return ansi.Cyan
 	case genl.EventSubPriority:
-		return sgrYellow
+		return ansi.Yellow
 	}
 	return ""
 }
@@ -332,7 +323,7 @@ func (pr *progress) show(events int) {
 			what = "1 event so far"
 		}
 	}
-	pr.w.WriteString(sgrDim + "-- " + what + "; Ctrl-C stops --" + sgrReset)
+	pr.w.WriteString(ansi.Dim + "-- " + what + "; Ctrl-C stops --" + ansi.Reset)
 	pr.shown = true
 }
 

@@ -9,6 +9,7 @@ import (
 
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
 	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/internal/ansi"
 	"github.com/mptcpd-go/mptcpd-go/policy"
 )
 
@@ -275,16 +276,6 @@ type Problem struct {
 	Fix  string `json:"fix,omitempty"`
 }
 
-// ANSI SGR sequences of the summary's colours.
-const (
-	sgrReset  = "\033[0m"
-	sgrBold   = "\033[1m"
-	sgrDim    = "\033[2m"
-	sgrRed    = "\033[31m"
-	sgrGreen  = "\033[32m"
-	sgrYellow = "\033[33m"
-)
-
 // painter colours text when on; off, it returns the text unchanged, so
 // piped output stays plain.
 type painter bool
@@ -293,7 +284,7 @@ func (p painter) paint(sgr, s string) string {
 	if !p || s == "" {
 		return s
 	}
-	return sgr + s + sgrReset
+	return sgr + s + ansi.Reset
 }
 
 // ifaceUse is the summary's verdict on one interface.
@@ -333,9 +324,9 @@ func (st Status) WriteSummary(w io.Writer, color bool) error {
 	var b strings.Builder
 	lines := st.interfaceLines()
 	on, head := st.headline(lines)
-	verdict := p.paint(sgrBold+sgrRed, "off")
+	verdict := p.paint(ansi.Bold+ansi.Red, "off")
 	if on {
-		verdict = p.paint(sgrBold+sgrGreen, "on")
+		verdict = p.paint(ansi.Bold+ansi.Green, "on")
 	}
 	fmt.Fprintf(&b, "Multipath: %s, %s\n", verdict, head)
 	width := 0
@@ -346,11 +337,11 @@ func (st Status) WriteSummary(w io.Writer, color bool) error {
 		var word string
 		switch l.use {
 		case ifaceInUse:
-			word = p.paint(sgrGreen, "in use")
+			word = p.paint(ansi.Green, "in use")
 		case ifaceIgnored:
-			word = p.paint(sgrDim, "ignored")
+			word = p.paint(ansi.Dim, "ignored")
 		default:
-			word = p.paint(sgrYellow, "not in use")
+			word = p.paint(ansi.Yellow, "not in use")
 		}
 		fmt.Fprintf(&b, "  %-*s  %s: %s\n", width, l.name, word, l.text)
 	}
@@ -359,13 +350,13 @@ func (st Status) WriteSummary(w io.Writer, color bool) error {
 		probs = st.Diagnose()
 	}
 	if len(probs) == 0 {
-		fmt.Fprintf(&b, "%s\n", p.paint(sgrGreen, "No problems found."))
+		fmt.Fprintf(&b, "%s\n", p.paint(ansi.Green, "No problems found."))
 	} else {
-		fmt.Fprintf(&b, "%s\n", p.paint(sgrBold+sgrRed, fmt.Sprintf("Problems (%d):", len(probs))))
+		fmt.Fprintf(&b, "%s\n", p.paint(ansi.Bold+ansi.Red, fmt.Sprintf("Problems (%d):", len(probs))))
 		for _, pr := range probs {
-			fmt.Fprintf(&b, "  %s %s\n", p.paint(sgrRed, "!"), pr.What)
+			fmt.Fprintf(&b, "  %s %s\n", p.paint(ansi.Red, "!"), pr.What)
 			if pr.Fix != "" {
-				fmt.Fprintf(&b, "    %s %s\n", p.paint(sgrBold, "Fix:"), pr.Fix)
+				fmt.Fprintf(&b, "    %s %s\n", p.paint(ansi.Bold, "Fix:"), pr.Fix)
 			}
 		}
 	}

@@ -15,6 +15,7 @@ import (
 
 	"github.com/mptcpd-go/mptcpd-go/endpoints"
 	"github.com/mptcpd-go/mptcpd-go/genl"
+	"github.com/mptcpd-go/mptcpd-go/internal/ansi"
 )
 
 // representativeStatus is a status with something in every section: a
@@ -487,7 +488,7 @@ func TestStatusSummaryColor(t *testing.T) {
 			if bytes.ContainsRune(plain.Bytes(), 0x1b) {
 				t.Errorf("plain summary has escape sequences:\n%q", plain.String())
 			}
-			if !bytes.Contains(color.Bytes(), []byte(sgrReset)) {
+			if !bytes.Contains(color.Bytes(), []byte(ansi.Reset)) {
 				t.Errorf("coloured summary has no colour:\n%q", color.String())
 			}
 			if diff := cmp.Diff(plain.String(), sgrRe.ReplaceAllString(color.String(), "")); diff != "" {
@@ -500,7 +501,7 @@ func TestStatusSummaryColor(t *testing.T) {
 	if err := st.WriteSummary(&b, true); err != nil {
 		t.Fatal(err)
 	}
-	if want := "Multipath: " + sgrBold + sgrGreen + "on" + sgrReset + ","; !strings.HasPrefix(b.String(), want) {
+	if want := "Multipath: " + ansi.Bold + ansi.Green + "on" + ansi.Reset + ","; !strings.HasPrefix(b.String(), want) {
 		t.Errorf("coloured headline %q, want prefix %q", b.String(), want)
 	}
 }
