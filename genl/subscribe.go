@@ -3,6 +3,7 @@ package genl
 import (
 	"errors"
 	"fmt"
+	"os"
 	"time"
 
 	"github.com/mdlayher/genetlink"
@@ -114,6 +115,36 @@ func (s *Subscription) Next() (Event, error) {
 	ev := s.pending[0]
 	s.pending = s.pending[1:]
 	return ev, nil
+}
+
+// drainIdle is how long Drain waits for one more message before it takes
+// the socket for empty.
+const drainIdle = 2 * time.Millisecond
+
+// Drain discards the events waiting in the socket and those Next has
+// buffered, for at most limit. Call it after ErrEventsLost, before taking
+// the fresh state that replaces the lost events: the kernel reports no
+// further loss until the socket's queue has been emptied, so events lost
+// while the old ones still waited would otherwise go unnoticed. It
+// clears the read deadline.
+func (s *Subscription) Drain(limit time.Duration) error {
+	s.pending = nil
+	defer s.c.SetReadDeadline(time.Time{})
+	for end := time.Now().Add(limit); time.Now().Before(end); {
+		if err := s.c.SetReadDeadline(time.Now().Add(drainIdle)); err != nil {
+			return fmt.Errorf("drain mptcp events: %w", err)
+		}
+		_, _, err := s.c.Receive()
+		switch {
+		case err == nil, errors.Is(err, unix.ENOBUFS):
+			// More dropped: the state taken next covers them too.
+		case errors.Is(err, os.ErrDeadlineExceeded):
+			return nil
+		default:
+			return fmt.Errorf("drain mptcp events: %w", err)
+		}
+	}
+	return nil
 }
 
 // SetDeadline sets the read deadline; a zero time means none.

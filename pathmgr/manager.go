@@ -29,6 +29,16 @@ type Events interface {
 	Close() error
 }
 
+// drainer is an Events that can discard what waits in its socket
+// (*genl.Subscription): after a loss, the rebuild replaces those events.
+type drainer interface {
+	Drain(limit time.Duration) error
+}
+
+// drainLimit bounds the drain after a loss; under a steady flood the
+// queue may never be empty, and the rebuild must still happen.
+const drainLimit = 500 * time.Millisecond
+
 // Kernel is the userspace path manager's side of the kernel;
 // *genl.Client satisfies it.
 type Kernel interface {
@@ -292,6 +302,13 @@ func (m *Manager) read(ctx context.Context, queues []*jobQueue) error {
 					continue
 				}
 				m.log.Warn("mptcp events were lost; rebuilding connection state from the kernel")
+				// The kernel reports the next loss only once the queue
+				// was empty; the rebuild covers what is discarded.
+				if d, ok := m.events.(drainer); ok {
+					if err := d.Drain(drainLimit); err != nil {
+						m.log.Warn("cannot drain the mptcp event socket before the rebuild", zap.Error(err))
+					}
+				}
 				resync()
 				continue
 			case errors.Is(err, net.ErrClosed), errors.Is(err, os.ErrDeadlineExceeded), errors.Is(err, io.EOF):

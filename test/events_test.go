@@ -2,6 +2,7 @@ package test
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -406,4 +407,61 @@ func TestEventsGenl(t *testing.T) {
 	cl, sl := harness.Subscribe(t, s.top.Client, "client"), harness.Subscribe(t, s.top.Server, "server")
 	s.run(t, cl, sl)
 	checkAllTypesSeen(t, cl, sl)
+}
+
+// TestEventsDrainAfterLoss: after ErrEventsLost, Drain empties the socket,
+// so the next event is a new one (not an old event that waited) and the
+// kernel can report the next loss. Both socket kinds.
+func TestEventsDrainAfterLoss(t *testing.T) {
+	harness.RequireKernel(t)
+	t.Parallel()
+	for _, blocking := range []bool{false, true} {
+		t.Run(fmt.Sprintf("blocking=%v", blocking), func(t *testing.T) {
+			t.Parallel()
+			top := harness.Pair(t, 1)
+			l1 := top.Links[0]
+			sub, err := harness.DialGenlConfig(t, &genl.Config{NetNS: top.Client.Name, Blocking: blocking}).
+				Subscribe(&genl.SubscribeOptions{ReadBuffer: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { _ = sub.Close() })
+			ln := top.Server.ListenMPTCP(t, "0.0.0.0:0")
+			server := netip.AddrPortFrom(l1.ServerV4, ln.Addr().(*net.TCPAddr).AddrPort().Port())
+			ctx, cancel := context.WithTimeout(t.Context(), testTimeout)
+			defer cancel()
+			dial := func() netip.AddrPort {
+				c, err := top.Client.DialMPTCP(ctx, t, l1.ClientV4.String()+":0", server.String())
+				if err != nil {
+					t.Fatalf("dial %s: %v", server, err)
+				}
+				return harness.Unmap(c.LocalAddr().(*net.TCPAddr).AddrPort())
+			}
+			// Far more events than the smallest buffer holds, unread.
+			for range 50 {
+				dial()
+			}
+			_ = sub.SetDeadline(time.Now().Add(testTimeout))
+			var lost bool
+			for !lost {
+				if _, err := sub.Next(); errors.Is(err, genl.ErrEventsLost) {
+					lost = true
+				} else if err != nil {
+					t.Fatalf("waiting for the loss: %v", err)
+				}
+			}
+			if err := sub.Drain(time.Second); err != nil {
+				t.Fatalf("Drain: %v", err)
+			}
+			local := dial()
+			_ = sub.SetDeadline(time.Now().Add(testTimeout))
+			ev, err := sub.Next()
+			if err != nil {
+				t.Fatalf("the event after Drain: %v", err)
+			}
+			if c, ok := ev.(*genl.Created); !ok || harness.Unmap(c.Local) != local {
+				t.Errorf("first event after Drain: %v, want CREATED of the new connection from %s", ev, local)
+			}
+		})
+	}
 }
