@@ -181,10 +181,14 @@ type tier struct {
 	toml       string
 }
 
-var tiers = []tier{
-	{"10-high.toml", "ld[01]", 20, genl.FlagSubflow, `"subflow"`},
-	{"20-mid.toml", "ld[23]", 10, genl.FlagSubflow, `"subflow"`},
-	{"30-low.toml", "ld*", 0, genl.FlagSubflow | genl.FlagBackup, `"subflow", "backup"`},
+// tiers is the policy: three files, from high priority to a low-priority
+// catch-all whose endpoints are backups.
+func tiers() []tier {
+	return []tier{
+		{"10-high.toml", "ld[01]", 20, genl.FlagSubflow, `"subflow"`},
+		{"20-mid.toml", "ld[23]", 10, genl.FlagSubflow, `"subflow"`},
+		{"30-low.toml", "ld*", 0, genl.FlagSubflow | genl.FlagBackup, `"subflow", "backup"`},
+	}
 }
 
 // iface is one interface of a run.
@@ -291,7 +295,7 @@ func runScenario(o options, scenario string, seed uint64, dir string) (res resul
 			return res, err
 		}
 		ifs[i] = iface{name: name, index: l.Attrs().Index, link: l}
-		for _, t := range tiers {
+		for _, t := range tiers() {
 			if ok, _ := path.Match(t.glob, name); ok {
 				ifs[i].priority, ifs[i].flags = t.priority, t.flags
 				break
@@ -454,7 +458,7 @@ func writePolicy(dir, config, socket string) error {
 	if err := os.WriteFile(config, []byte(main), 0o644); err != nil {
 		return err
 	}
-	for _, t := range tiers {
+	for _, t := range tiers() {
 		text := fmt.Sprintf("[match]\nname = [%q]\n\n[endpoint]\nflags = [%s]\npriority = %d\nalso_without_default_route = true\n",
 			t.glob, t.toml, t.priority)
 		if err := os.WriteFile(filepath.Join(dir, "interfaces.d", t.file), []byte(text), 0o644); err != nil {

@@ -134,9 +134,9 @@ type Collector struct {
 	mptcpExt, mptcpExtGauge                   *prometheus.Desc
 }
 
-// mptcpExtGauges are the MPTcpExt fields that are levels, not counts: they
-// go down too, so they are exported as gauges.
-var mptcpExtGauges = []string{"MPCurrEstab"}
+// mptcpExtGauge reports the MPTcpExt fields that are levels, not counts:
+// they go down too, so they are exported as gauges.
+func mptcpExtGauge(name string) bool { return name == "MPCurrEstab" }
 
 // NewCollector returns a Collector of src.
 func NewCollector(src Sources) *Collector {
@@ -295,7 +295,7 @@ func (c *Collector) collectNetstat(ch chan<- prometheus.Metric, read func() ([]b
 		return
 	}
 	for _, f := range sec.Fields {
-		if slices.Contains(mptcpExtGauges, f.Name) {
+		if mptcpExtGauge(f.Name) {
 			ch <- prometheus.MustNewConstMetric(c.mptcpExtGauge, prometheus.GaugeValue, float64(f.Value), f.Name)
 			continue
 		}
