@@ -72,8 +72,7 @@ func readHeader(r io.Reader) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%w: version %d, this server speaks %d (upgrade the older side)", ErrBadHeader, fixed[2], headerVersion)
 	}
 	kind, n := fixed[3], int(fixed[4])
-	want := map[byte]int{kindDefault: 0, kindIPv4: 4 + 2, kindIPv6: 16 + 2}
-	w, ok := want[kind]
+	w, ok := bodyLen(kind)
 	switch {
 	case !ok:
 		return netip.AddrPort{}, fmt.Errorf("%w: unknown destination kind %d", ErrBadHeader, kind)
@@ -87,9 +86,25 @@ func readHeader(r io.Reader) (netip.AddrPort, error) {
 		return netip.AddrPort{}, fmt.Errorf("%w: reading destination: %w", ErrBadHeader, err)
 	}
 	a, _ := netip.AddrFromSlice(body[:n-2])
+	// An IPv4-mapped IPv6 address is checked (and dialled) as IPv4, or
+	// ::ffff:0.0.0.0 would get past the unspecified check.
+	a = a.Unmap()
 	port := binary.BigEndian.Uint16(body[n-2 : n])
 	if port == 0 || a.IsUnspecified() {
 		return netip.AddrPort{}, fmt.Errorf("%w: destination %v is not connectable", ErrBadHeader, netip.AddrPortFrom(a, port))
 	}
 	return netip.AddrPortFrom(a, port), nil
+}
+
+// bodyLen is the body length of a destination kind.
+func bodyLen(kind byte) (int, bool) {
+	switch kind {
+	case kindDefault:
+		return 0, true
+	case kindIPv4:
+		return 4 + 2, true
+	case kindIPv6:
+		return 16 + 2, true
+	}
+	return 0, false
 }

@@ -78,6 +78,8 @@ func TestHeaderErrors(t *testing.T) {
 		{"truncated body", []byte{'M', 'P', 1, 4, 6, 10, 0}, "reading destination"},
 		{"port 0", []byte{'M', 'P', 1, 4, 6, 10, 0, 0, 1, 0, 0}, "not connectable"},
 		{"unspecified", []byte{'M', 'P', 1, 4, 6, 0, 0, 0, 0, 0, 80}, "not connectable"},
+		// 0.0.0.0 reaches the server's own loopback services.
+		{"ipv4-mapped unspecified", []byte{'M', 'P', 1, 6, 18, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff, 0, 0, 0, 0, 0, 80}, "not connectable"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
