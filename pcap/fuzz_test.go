@@ -63,3 +63,28 @@ func FuzzDecodeOption(f *testing.F) {
 		a.Summary()
 	})
 }
+
+// FuzzDecodeFrame: a captured frame of any link type gives a TCP segment
+// or false, never a panic or a slice beyond the frame, and an Analyzer
+// fed the segment does not panic either.
+func FuzzDecodeFrame(f *testing.F) {
+	for _, lt := range []int{LinkTypeEthernet, LinkTypeLinuxSLL, LinkTypeLinuxSL2, LinkTypeNull, LinkTypeRaw} {
+		for _, p := range testPackets() {
+			f.Add(lt, frame(lt, ipPacket(p)))
+		}
+	}
+	f.Add(LinkTypeRaw, []byte{0x45})
+	f.Add(LinkTypeEthernet, []byte{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0x81, 0x00})
+	f.Fuzz(func(t *testing.T, linkType int, data []byte) {
+		p, ok := DecodeFrame(linkType, data)
+		if !ok {
+			return
+		}
+		if len(p.Options) > len(data) || len(p.Payload) > len(data) {
+			t.Fatalf("segment larger than its %d-byte frame: %d option, %d payload bytes", len(data), len(p.Options), len(p.Payload))
+		}
+		a := NewAnalyzer()
+		a.Packet(p)
+		_ = a.Summary()
+	})
+}
