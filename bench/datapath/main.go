@@ -154,13 +154,8 @@ func main() {
 		fmt.Fprintf(os.Stderr, "datapath: %v\n", err)
 		os.Exit(2)
 	}
-	if euid := os.Geteuid(); euid != 0 {
-		fmt.Fprintf(os.Stderr, "datapath: must run as root (it creates network namespaces, veth links and qdiscs); euid is %d\n"+
-			"  try bench/datapath.sh, which builds as you and runs the benchmark with sudo\n", euid)
-		os.Exit(2)
-	}
-	if _, err := os.Stat("/proc/sys/net/mptcp/enabled"); err != nil {
-		fmt.Fprintf(os.Stderr, "datapath: this kernel has no MPTCP (%v)\n", err)
+	if err := proc.CheckRootMPTCP("creates network namespaces, veth links and qdiscs", "bench/datapath.sh"); err != nil {
+		fmt.Fprintf(os.Stderr, "datapath: %v\n", err)
 		os.Exit(2)
 	}
 

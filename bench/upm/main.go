@@ -111,13 +111,8 @@ func main() {
 		}
 		return
 	}
-	if euid := os.Geteuid(); euid != 0 {
-		fmt.Fprintf(os.Stderr, "upm: must run as root (it creates network namespaces and veth links and sets their MPTCP sysctls); euid is %d\n"+
-			"  try bench/upm.sh, which builds as you and runs the benchmark with sudo\n", euid)
-		os.Exit(2)
-	}
-	if _, err := os.Stat("/proc/sys/net/mptcp/enabled"); err != nil {
-		fmt.Fprintf(os.Stderr, "upm: this kernel has no MPTCP (%v)\n", err)
+	if err := proc.CheckRootMPTCP("creates network namespaces and veth links and sets their MPTCP sysctls", "bench/upm.sh"); err != nil {
+		fmt.Fprintf(os.Stderr, "upm: %v\n", err)
 		os.Exit(2)
 	}
 	var err error

@@ -5,6 +5,7 @@ package proc
 
 import (
 	"context"
+	"fmt"
 	"os"
 	"os/signal"
 	"strings"
@@ -65,4 +66,17 @@ func InterruptContext() context.Context {
 		stop()
 	}()
 	return ctx
+}
+
+// CheckRootMPTCP says why a benchmark cannot run here: it needs root (does
+// says what for) and a kernel with MPTCP; script is the wrapper that
+// builds as the user and runs the benchmark with sudo.
+func CheckRootMPTCP(does, script string) error {
+	if euid := os.Geteuid(); euid != 0 {
+		return fmt.Errorf("must run as root (it %s); euid is %d\n  try %s, which builds as you and runs the benchmark with sudo", does, euid, script)
+	}
+	if _, err := os.Stat("/proc/sys/net/mptcp/enabled"); err != nil {
+		return fmt.Errorf("this kernel has no MPTCP (%w)", err)
+	}
+	return nil
 }
