@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"net/netip"
 	"slices"
+	"strings"
 
 	"go.uber.org/zap"
 	"go.uber.org/zap/zapcore"
@@ -17,15 +18,19 @@ import (
 	"github.com/mptcpd-go/mptcpd-go/proxy"
 )
 
-// ProxyUsage is the grammar of the proxy commands.
-const ProxyUsage = `       mptcpd-go proxy server --listen ADDR [ --to HOST:PORT ] [ --announce ADDR ]...
-                              [ --allow PREFIX ]... [ --psk-file FILE ]
-       mptcpd-go proxy client --listen ADDR --server HOST:PORT [ --via IFACE|ADDR ]...
-                              [ --backup IFACE|ADDR ]... [ --config FILE ]
-                              [ --psk-file FILE ] [ --transparent ]
-The server needs --to, or --allow when it serves transparent clients only.
+// proxyUsage is the grammar of the proxy commands, from their help
+// definitions.
+func proxyUsage() string {
+	d, _ := findDoc("proxy")
+	var b strings.Builder
+	for _, syn := range synopses(d) {
+		b.WriteString(wrapSynopsis("       ", syn, 80))
+	}
+	b.WriteString(`The server needs --to, or --allow when it serves transparent clients only.
 Both run until SIGINT or SIGTERM and log to stderr. See docs/proxy.md.
-`
+`)
+	return b.String()
+}
 
 // proxyCmd is `mptcpd-go proxy server|client`.
 func (s *session) proxyCmd(args []string) error {
@@ -86,7 +91,7 @@ func proxyLogger(w interface{ Write([]byte) (int, error) }) *zap.Logger {
 }
 
 func proxyUsageError(msg string) error {
-	return &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: %s.\nUsage:\n%s", msg, ProxyUsage)}
+	return &cmdError{code: exitUsage, msg: fmt.Sprintf("Error: %s.\nUsage:\n%s", msg, proxyUsage())}
 }
 
 // parseProxyFlags is parseFlags with the proxy grammar in the message.

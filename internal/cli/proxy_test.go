@@ -170,7 +170,7 @@ func checkCmdError(t *testing.T, err error, want string, code int) {
 }
 
 func TestProxyCommand(t *testing.T) {
-	usage := "Usage:\n" + ProxyUsage
+	usage := "Usage:\n" + proxyUsage()
 	tests := []cliCase{
 		{name: "no subcommand", args: "proxy",
 			want: result{Stderr: "Error: proxy needs a subcommand: server or client.\n" + usage, Code: exitUsage}},
