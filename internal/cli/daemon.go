@@ -6,6 +6,8 @@ import (
 	"flag"
 	"fmt"
 	"io"
+	"os"
+	"strconv"
 	"strings"
 
 	"github.com/mptcpd-go/mptcpd-go/internal/ansi"
@@ -59,12 +61,35 @@ func (s *session) daemonCmd(args []string) error {
 	if err := s.noNetns("daemon"); err != nil {
 		return err
 	}
+	rcvbuf, err := testReceiveBuffer()
+	if err != nil {
+		return failure(exitFailure, err)
+	}
 	s.stdout.Flush()
-	err := daemon.Run(s.ctx, daemon.Options{ConfigPath: *config, Stderr: s.env.Stderr, Signals: true})
+	err = daemon.Run(s.ctx, daemon.Options{ConfigPath: *config, Stderr: s.env.Stderr, Signals: true,
+		NetlinkReceiveBuffer: rcvbuf})
 	if err != nil {
 		return policyFailure(err)
 	}
 	return nil
+}
+
+// rcvbufEnv lets the tests that run the daemon as a process give it a tiny
+// netlink receive buffer (daemon.Options.NetlinkReceiveBuffer), so that
+// event floods overflow it; nothing else sets it.
+const rcvbufEnv = "MPTCPD_TEST_NETLINK_RCVBUF"
+
+// testReceiveBuffer reads rcvbufEnv; 0 when unset.
+func testReceiveBuffer() (int, error) {
+	v := os.Getenv(rcvbufEnv)
+	if v == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 0 {
+		return 0, fmt.Errorf("%s=%q: want a number of bytes", rcvbufEnv, v)
+	}
+	return n, nil
 }
 
 // policyFailure prints every policy error on its own line.

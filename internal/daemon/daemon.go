@@ -16,7 +16,6 @@ import (
 	"io"
 	"os"
 	"os/signal"
-	"strconv"
 	"strings"
 	"sync"
 	"syscall"
@@ -62,29 +61,8 @@ type Options struct {
 	// NetlinkReceiveBuffer sets the receive buffer, in bytes, of the
 	// rtnetlink subscriptions and (userspace mode) of the MPTCP event
 	// socket; 0 keeps the defaults. Tests make it tiny so that event
-	// floods overflow it (ENOBUFS) and the resync paths run. When 0, the
-	// environment variable MPTCPD_TEST_NETLINK_RCVBUF supplies it: only
-	// tests set it, for a daemon they run as a process.
+	// floods overflow it (ENOBUFS) and the resync paths run.
 	NetlinkReceiveBuffer int
-}
-
-// rcvbufEnv is the test hook behind Options.NetlinkReceiveBuffer.
-const rcvbufEnv = "MPTCPD_TEST_NETLINK_RCVBUF"
-
-// netlinkReceiveBuffer resolves Options.NetlinkReceiveBuffer.
-func netlinkReceiveBuffer(opts Options) (int, error) {
-	if opts.NetlinkReceiveBuffer != 0 {
-		return opts.NetlinkReceiveBuffer, nil
-	}
-	v := os.Getenv(rcvbufEnv)
-	if v == "" {
-		return 0, nil
-	}
-	n, err := strconv.Atoi(v)
-	if err != nil || n < 0 {
-		return 0, fmt.Errorf("%s=%q: want a number of bytes", rcvbufEnv, v)
-	}
-	return n, nil
 }
 
 // subscribeBuffer is the event socket's receive buffer in userspace mode:
@@ -223,10 +201,7 @@ func Run(ctx context.Context, opts Options) error {
 	if err != nil {
 		return fmt.Errorf("load policy: %w", err)
 	}
-	rcvbuf, err := netlinkReceiveBuffer(opts)
-	if err != nil {
-		return err
-	}
+	rcvbuf := opts.NetlinkReceiveBuffer
 	d := &daemon{path: opts.ConfigPath, cfg: cfg}
 	log, level, err := newLogger(cfg, opts)
 	if err != nil {
